@@ -1,0 +1,103 @@
+"""``merge()``: run a callable (or map it) from inside a running task, with ``@w.do``'s options.
+
+From an async task, ``merge`` returns an awaitable; from a sync task (a pool thread) it blocks
+until the result is ready. The recursion guard follows the call chain through a context
+variable, so two hundred concurrent merges are fine while a merge that keeps merging itself
+is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from ._errors import WeaveUsageError
+from ._execution import run_async_attempts, run_mapped, run_sync_attempts
+from ._options import TASK_OPTIONS, validate_options
+from ._scheduler import WeaveRun, active_run
+
+__all__ = ["MAX_MERGE_DEPTH", "merge"]
+
+#: How many merges may nest inside one another before Wove calls it runaway recursion.
+MAX_MERGE_DEPTH: Final = 64
+
+_chain: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "wove_merge_chain", default=()
+)
+
+
+def merge(func: Callable[..., Any], iterable: Iterable[Any] | None = None, **options: Any) -> Any:
+    """Run ``func`` from inside a running task, or map it over ``iterable``.
+
+    ``func`` is called with no arguments, or with each item of ``iterable`` as its only
+    argument (results keep input order). Options are those of ``@w.do``: ``retries``,
+    ``retry_backoff``, ``timeout``, ``workers``, ``limit_per_minute``, ``environment`` and the
+    ``delivery_*`` options.
+
+    Returns:
+        In an async task, an awaitable of the result; in a sync task, the result itself.
+
+    Raises:
+        WeaveUsageError: called outside a task of a running weave.
+        RecursionError: merges nested more than ``MAX_MERGE_DEPTH`` deep.
+
+    Example:
+        >>> from wove import weave, merge
+        >>> def double(x):
+        ...     return 2 * x
+        >>> with weave() as w:
+        ...     @w.do
+        ...     def doubled():
+        ...         return merge(double, [1, 2, 3])
+        >>> w.result.doubled
+        [2, 4, 6]
+    """
+    run = active_run.get()
+    if run is None or run.loop is None:
+        raise WeaveUsageError(
+            "merge() can only be called from inside a task while its weave runs. "
+            "Call the function directly here, or declare it as a task with @w.do."
+        )
+    checked = validate_options(options, TASK_OPTIONS, "merge()")
+    if iterable is None and ("workers" in checked or "limit_per_minute" in checked):
+        raise WeaveUsageError(
+            "merge(): workers and limit_per_minute apply only when an iterable is given"
+        )
+    chain = _chain.get()
+    label = getattr(func, "__qualname__", None) or repr(func)
+    if len(chain) >= MAX_MERGE_DEPTH:
+        shown = " -> ".join((*chain[-4:], label))
+        raise RecursionError(
+            f"merge() nested {len(chain) + 1} deep (... -> {shown}); this looks like runaway "
+            f"recursion. Merges may nest at most {MAX_MERGE_DEPTH} deep."
+        )
+    coroutine = _amerge(run, func, iterable, checked, (*chain, label))
+    if asyncio._get_running_loop() is run.loop:
+        return coroutine
+    return asyncio.run_coroutine_threadsafe(coroutine, run.loop).result()
+
+
+async def _amerge(
+    run: WeaveRun,
+    func: Callable[..., Any],
+    iterable: Iterable[Any] | None,
+    options: dict[str, Any],
+    chain: tuple[str, ...],
+) -> Any:
+    token = _chain.set(chain)
+    try:
+        settings = run.resolve_settings(options, iterable is not None)
+        name = chain[-1]
+        is_async = inspect.iscoroutinefunction(func)
+        if iterable is not None:
+            return await run_mapped(
+                name, func, list(iterable), settings, is_async=is_async, pool=run.pool
+            )
+        if is_async:
+            return await run_async_attempts(name, func, settings)
+        return await run_sync_attempts(name, func, settings, run.pool)
+    finally:
+        _chain.reset(token)

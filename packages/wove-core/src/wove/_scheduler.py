@@ -1,0 +1,278 @@
+"""Runs each task the moment its last dependency finishes.
+
+There are no tier barriers: when a task completes, its dependents' counters drop and any that
+reach zero start in the same callback. Async tasks become asyncio tasks on the weave's loop;
+sync tasks go to the shared thread pool, and their completions come back through one inbox so
+a burst of finished threads costs one loop wake-up, not one each.
+
+Failure handling follows ``error_mode``: ``"raise"`` stops the weave at the first failure and
+cancels what still runs; ``"return"`` records the failure, skips the failed task's dependents
+(recording :class:`UpstreamTaskError` for them) and lets independent tasks finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import functools
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ._environments import ResolvedEnvironment
+from ._errors import InvalidOptionError, UpstreamTaskError
+from ._execution import run_async_attempts, run_mapped, run_sync_attempts
+from ._graph import ExecutionPlan, TaskSpec
+from ._options import TaskSettings
+from ._result import WoveResult
+
+__all__ = ["WeaveRun", "active_run"]
+
+#: The weave whose task is running in this context; ``merge()`` reads it.
+active_run: contextvars.ContextVar[WeaveRun | None] = contextvars.ContextVar(
+    "wove_active_run", default=None
+)
+
+_perf = time.perf_counter
+
+
+class WeaveRun:
+    """One execution of a planned weave."""
+
+    def __init__(
+        self,
+        plan: ExecutionPlan,
+        specs: Mapping[str, TaskSpec],
+        settings: Mapping[str, TaskSettings],
+        environments: Mapping[str, ResolvedEnvironment],
+        data: Mapping[str, Any],
+        result: WoveResult,
+        *,
+        error_mode: str,
+        pool: ThreadPoolExecutor,
+        run_config: dict[str, Any],
+        resolve_settings: Callable[[Mapping[str, Any], bool], TaskSettings],
+    ) -> None:
+        self.plan = plan
+        self.specs = specs
+        self.settings = settings
+        self.environments = environments
+        self.data = data
+        self.result = result
+        self.error_mode = error_mode
+        self.pool = pool
+        self.run_config = run_config
+        #: Settings for a ``merge()`` call: its options layered over the weave's and config's.
+        self.resolve_settings = resolve_settings
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._results = result._results
+        self._waiting = {name: len(set(deps)) for name, deps in plan.dependencies.items()}
+        self._remaining = len(plan.order)
+        self._running: dict[str, asyncio.Future[Any] | concurrent.futures.Future[Any]] = {}
+        self._skipped: set[str] = set()
+        self._inbox: collections.deque[tuple[str, float, concurrent.futures.Future[Any]]] = (
+            collections.deque()
+        )
+        self._wakeup_pending = False
+        self._finished = False
+        self._done: asyncio.Future[None] | None = None
+        self._context: contextvars.Context | None = None
+
+    # -- entry point ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run every task; in ``raise`` mode re-raise the first failure after cancelling."""
+        loop = self.loop = asyncio.get_running_loop()
+        token = active_run.set(self)
+        try:
+            self._context = contextvars.copy_context()
+            for environment in {id(e): e for e in self.environments.values()}.values():
+                await environment.ensure_started(self.run_config)
+            if self._remaining == 0:
+                return
+            self._done = loop.create_future()
+            for name in self.plan.order:
+                if self._waiting[name] == 0:
+                    self._start(name)
+            await self._done
+        finally:
+            active_run.reset(token)
+            self._finished = True
+            await self._cancel_running()
+            self.result.cancelled.update(
+                name
+                for name in self.plan.order
+                if name not in self._results and name not in self.result._errors
+            )
+
+    async def _cancel_running(self) -> None:
+        running = list(self._running.values())
+        self._running.clear()
+        waiting: list[asyncio.Future[Any]] = []
+        for handle in running:
+            handle.cancel()
+            if isinstance(handle, asyncio.Future):
+                waiting.append(handle)
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    # -- starting tasks -----------------------------------------------------------------------
+    def _start(self, name: str) -> None:
+        if self._done is not None and self._done.done():
+            return
+        try:
+            self._launch(name)
+        except Exception as error:
+            self._fail(name, error, _perf())
+
+    def _launch(self, name: str) -> None:
+        spec = self.specs[name]
+        settings = self.settings[name]
+        results = self._results
+        data = self.data
+        kwargs = {dep: results[dep] for dep in self.plan.task_parameters[name]}
+        for key in self.plan.data_parameters[name]:
+            kwargs[key] = data[key]
+        func = spec.func
+        started = _perf()
+        loop = self.loop
+        assert loop is not None
+        if spec.is_mapped:
+            items = self._items_for(name, spec, settings)
+            item_parameter = self.plan.item_parameters[name]
+            bound = functools.partial(func, **kwargs) if kwargs else func
+
+            def call_item(item: Any) -> Any:
+                return bound(**{item_parameter: item})
+
+            coroutine = run_mapped(
+                name, call_item, items, settings, is_async=spec.is_async, pool=self.pool
+            )
+            self._watch(name, started, loop.create_task(coroutine))
+        elif spec.is_async:
+            if settings.retries == 0 and settings.timeout is None:
+                self._watch(name, started, loop.create_task(func(**kwargs)))
+            else:
+                call = functools.partial(func, **kwargs)
+                self._watch(
+                    name, started, loop.create_task(run_async_attempts(name, call, settings))
+                )
+        elif settings.retries == 0 and settings.timeout is None:
+            context = contextvars.copy_context()
+            future: concurrent.futures.Future[Any] = self.pool.submit(
+                context.run, functools.partial(func, **kwargs)
+            )
+            self._running[name] = future
+            future.add_done_callback(functools.partial(self._thread_done, name, started))
+        else:
+            call = functools.partial(func, **kwargs)
+            coroutine = run_sync_attempts(name, call, settings, self.pool)
+            self._watch(name, started, loop.create_task(coroutine))
+
+    def _items_for(self, name: str, spec: TaskSpec, settings: TaskSettings) -> list[Any]:
+        source = spec.map_source
+        if isinstance(source, str):
+            source = self._results[source] if source in self._results else self.data[source]
+        try:
+            items = list(source)
+        except TypeError:
+            raise InvalidOptionError(
+                f"mapped task {name!r} maps over {spec.map_source!r}, which gave "
+                f"{type(source).__name__} {source!r}; it must be iterable"
+            ) from None
+        if settings.max_pending is not None and len(items) > settings.max_pending:
+            raise InvalidOptionError(
+                f"mapped task {name!r} has {len(items)} items, more than "
+                f"max_pending={settings.max_pending}. Raise max_pending or map fewer items."
+            )
+        return items
+
+    def _watch(self, name: str, started: float, task: asyncio.Task[Any]) -> None:
+        self._running[name] = task
+        task.add_done_callback(
+            functools.partial(self._task_done, name, started), context=self._context
+        )
+
+    # -- completions --------------------------------------------------------------------------
+    def _task_done(self, name: str, started: float, task: asyncio.Future[Any]) -> None:
+        if self._finished or task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            self._succeed(name, task.result(), started)
+        else:
+            self._fail(name, error, started)
+
+    def _thread_done(
+        self, name: str, started: float, future: concurrent.futures.Future[Any]
+    ) -> None:
+        """Called in the worker thread: queue the completion and wake the loop once."""
+        self._inbox.append((name, started, future))
+        if self._wakeup_pending or self._finished:
+            return
+        self._wakeup_pending = True
+        loop = self.loop
+        assert loop is not None
+        try:
+            loop.call_soon_threadsafe(self._drain_inbox, context=self._context)
+        except RuntimeError:
+            pass  # the loop is closed: the weave already ended and no longer wants this result
+
+    def _drain_inbox(self) -> None:
+        self._wakeup_pending = False
+        inbox = self._inbox
+        while inbox:
+            name, started, future = inbox.popleft()
+            if self._finished or future.cancelled():
+                continue
+            error = future.exception()
+            if error is None:
+                self._succeed(name, future.result(), started)
+            else:
+                self._fail(name, error, started)
+
+    def _succeed(self, name: str, value: Any, started: float) -> None:
+        self._running.pop(name, None)
+        self.result._set_result(name, value, _perf() - started)
+        self._remaining -= 1
+        for child in self.plan.dependents[name]:
+            waiting = self._waiting[child] - 1
+            self._waiting[child] = waiting
+            if waiting == 0 and child not in self._skipped:
+                self._start(child)
+        if self._remaining == 0:
+            self._resolve()
+
+    def _fail(self, name: str, error: BaseException, started: float) -> None:
+        self._running.pop(name, None)
+        self.result._set_error(name, error, _perf() - started)
+        if self.error_mode == "raise":
+            self._resolve(error)
+            return
+        self._remaining -= 1
+        self._skip_dependents(name, error)
+        if self._remaining == 0:
+            self._resolve()
+
+    def _skip_dependents(self, failed: str, error: BaseException) -> None:
+        queue = collections.deque([failed])
+        while queue:
+            parent = queue.popleft()
+            for child in self.plan.dependents[parent]:
+                if child in self._skipped:
+                    continue
+                self._skipped.add(child)
+                self._remaining -= 1
+                self.result._set_error(child, UpstreamTaskError(child, parent, error), None)
+                queue.append(child)
+
+    def _resolve(self, error: BaseException | None = None) -> None:
+        done = self._done
+        if done is None or done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

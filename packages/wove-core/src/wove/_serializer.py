@@ -1,0 +1,45 @@
+"""The ``dispatch`` serializer: cloudpickle, for callables and values that cross a process
+boundary. It is an optional extra (``pip install "wove-core[dispatch]"``) and is imported only
+when something actually needs it, so ``import wove`` never pulls it in.
+
+Only ever call :func:`loads` on bytes whose signature has been verified.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+from typing import Any
+
+from ._errors import MissingDispatchFeatureError
+
+__all__ = ["dumps", "has_dispatch", "loads", "require_dispatch"]
+
+
+def require_dispatch(reason: str) -> ModuleType:
+    """Import cloudpickle, or raise :class:`MissingDispatchFeatureError` saying ``reason``."""
+    try:
+        return importlib.import_module("cloudpickle")
+    except ImportError:
+        raise MissingDispatchFeatureError(reason) from None
+
+
+def has_dispatch() -> bool:
+    """Whether the dispatch serializer is installed (without importing it)."""
+    return importlib.util.find_spec("cloudpickle") is not None
+
+
+def dumps(value: Any, reason: str) -> bytes:
+    """Serialize ``value`` by value, closures and lambdas included."""
+    pickler = require_dispatch(reason)
+    data: bytes = pickler.dumps(value)
+    return data
+
+
+def loads(data: bytes, reason: str) -> Any:
+    """Rebuild a value from :func:`dumps` output. The caller must have verified ``data``."""
+    require_dispatch(reason)
+    import pickle
+
+    return pickle.loads(data)  # callers verify an HMAC first

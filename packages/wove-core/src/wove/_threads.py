@@ -1,0 +1,140 @@
+"""The bridge between threads and event loops.
+
+* One process-wide thread pool per (size, nesting depth) runs sync tasks. Weaves share it instead
+  of each creating its own; a weave opened inside a sync task gets the pool one level deeper, so
+  outer tasks waiting on inner ones can never starve the inner ones of threads.
+* Sync ``with weave()`` blocks run their event loop with :func:`run_sync`, which reuses one loop
+  per main thread so a small weave does not pay for creating a loop each time.
+* :func:`sync_to_async` lets async code call a blocking function through the same pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextvars
+import functools
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from ._errors import WeaveUsageError
+
+__all__ = ["current_depth", "get_thread_pool", "run_sync", "shutdown_pools", "sync_to_async"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_local = threading.local()
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+#: The pool the running weave uses for sync work; ``sync_to_async`` follows it.
+active_pool: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar(
+    "wove_active_pool", default=None
+)
+
+
+def current_depth() -> int:
+    """How many pool threads deep the calling thread is (0 outside any pool)."""
+    depth: int = getattr(_local, "depth", 0)
+    return depth
+
+
+def _mark_depth(depth: int) -> None:
+    _local.depth = depth
+
+
+def get_thread_pool(max_workers: int) -> ThreadPoolExecutor:
+    """Return the shared pool of ``max_workers`` threads for the caller's nesting depth."""
+    depth = current_depth() + 1
+    key = (max_workers, depth)
+    pool = _pools.get(key)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(key)
+            if pool is None:
+                pool = ThreadPoolExecutor(
+                    max_workers=max_workers,
+                    thread_name_prefix=f"wove-{depth}",
+                    initializer=_mark_depth,
+                    initargs=(depth,),
+                )
+                _pools[key] = pool
+    return pool
+
+
+def shutdown_pools() -> None:
+    """Stop every shared pool; idle threads exit, busy ones finish their task first."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+_main_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _close_main_loop() -> None:
+    global _main_loop
+    loop, _main_loop = _main_loop, None
+    if loop is not None and not loop.is_closed() and not loop.is_running():
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+atexit.register(_close_main_loop)
+
+
+def ensure_no_running_loop(what: str) -> None:
+    """Refuse to block a thread whose event loop is running; point to the async form."""
+    if asyncio._get_running_loop() is not None:
+        raise WeaveUsageError(
+            f"{what} cannot run inside a running event loop: it would block the loop. "
+            "Use 'async with weave() as w:' in async code instead."
+        )
+
+
+def run_sync(coroutine: Coroutine[Any, Any, R]) -> R:
+    """Run ``coroutine`` to completion from synchronous code.
+
+    The main thread keeps one loop for the life of the process (closed at exit); other threads
+    get a fresh loop that is closed afterwards, so no loop outlives the thread that made it.
+    """
+    global _main_loop
+    if threading.current_thread() is threading.main_thread():
+        loop = _main_loop
+        if loop is None or loop.is_closed():
+            loop = _main_loop = asyncio.new_event_loop()
+        return loop.run_until_complete(coroutine)
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def sync_to_async(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Wrap a blocking function so async code can await it without blocking the loop.
+
+    Inside a weave it runs on the weave's shared pool; elsewhere on the loop's default executor.
+    Context variables travel with the call.
+
+    Example:
+        >>> import asyncio, time
+        >>> nap = sync_to_async(time.sleep)
+        >>> asyncio.run(nap(0))
+    """
+
+    @functools.wraps(func)
+    async def run_in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, func, *args, **kwargs)
+        return await loop.run_in_executor(active_pool.get(), call)
+
+    return run_in_thread

@@ -1,0 +1,1 @@
+"""Cross-package tests: real wheels, real virtualenvs, real services."""

@@ -1,0 +1,133 @@
+"""Build every distribution's wheel, install them into a fresh virtualenv, and use them there.
+
+This is how we know the packaging is real: entry points, dependencies between the
+distributions, the ``wove`` console script and ``py.typed`` all come from the built wheels,
+not from the editable checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import venv
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = sorted(
+    path for path in (ROOT / "packages").iterdir() if (path / "pyproject.toml").exists()
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+WEAVE_SCRIPT = """
+import wove
+from wove import weave
+
+with weave(base=10) as w:
+    @w.do
+    def numbers(base):
+        return [base + i for i in range(3)]
+
+    @w.do("numbers")
+    async def doubled(n):
+        return 2 * n
+
+print(wove.__file__)
+print(w.result.doubled)
+"""
+
+
+def _run(*args: str | Path, cwd: Path | None = None) -> str:
+    completed = subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        f"{' '.join(map(str, args))} failed ({completed.returncode}):\n"
+        f"{completed.stdout}\n{completed.stderr}"
+    )
+    return completed.stdout
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    env_dir = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    return env_dir
+
+
+@pytest.fixture(scope="module")
+def wheels(fresh_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    dist = tmp_path_factory.mktemp("dist")
+    pip = (fresh_venv / "bin" / "python", "-m", "pip")
+    for package in PACKAGES:
+        _run(*pip, "wheel", "--quiet", "--no-deps", "-w", dist, package)
+    built = sorted(dist.glob("*.whl"))
+    assert len(built) == len(PACKAGES), built
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheels: list[Path], fresh_venv: Path) -> Iterator[Path]:
+    env_dir = fresh_venv
+    python = env_dir / "bin" / "python"
+    find_links = wheels[0].parent
+    meta = next(wheel for wheel in wheels if wheel.name.startswith("wove-"))
+    version = meta.name.split("-")[1]
+    # Pin the version: a pre-release would otherwise lose to an older release on the index.
+    requirement = f"wove[dispatch]=={version}"
+    _run(
+        python, "-m", "pip", "install", "--quiet", "--pre", "--find-links", find_links, requirement
+    )
+    yield env_dir
+
+
+def test_every_distribution_builds_a_wheel_with_py_typed(wheels: list[Path]) -> None:
+    names = {wheel.name.split("-")[0] for wheel in wheels}
+    assert {"wove", "wove_core", "wove_local"} <= names
+    for wheel in wheels:
+        if wheel.name.startswith("wove-3") or wheel.name.startswith("wove-0"):
+            continue  # the meta-distribution ships no modules
+        with zipfile.ZipFile(wheel) as archive:
+            members = archive.namelist()
+        if any(member.endswith(".py") for member in members):
+            assert any(member.endswith("/py.typed") for member in members), wheel.name
+
+
+def test_weave_runs_from_the_installed_wheels(installed: Path, tmp_path: Path) -> None:
+    output = _run(installed / "bin" / "python", "-c", WEAVE_SCRIPT, cwd=tmp_path)
+    location, doubled = output.strip().splitlines()
+    assert str(installed) in location, "wove was imported from the checkout, not the wheel"
+    assert "site-packages" in location
+    assert doubled == "[20, 22, 24]"
+
+
+def test_plugins_list_from_the_installed_wheels(installed: Path, tmp_path: Path) -> None:
+    rows = json.loads(_run(installed / "bin" / "wove", "plugins", "list", "--json", cwd=tmp_path))
+    local = next(row for row in rows if row["name"] == "local")
+    assert local["distribution"] == "wove-local"
+    assert local["kind"] == "local"
+    assert local["ok"] is True
+    table = _run(installed / "bin" / "wove", "plugins", "list", cwd=tmp_path)
+    assert "wove-local" in table
+
+
+def test_wove_doctor_and_version_from_the_installed_wheels(installed: Path, tmp_path: Path) -> None:
+    assert "wove-core" in _run(installed / "bin" / "wove", "--version", cwd=tmp_path)
+    _run(installed / "bin" / "wove", "doctor", cwd=tmp_path)
+
+
+def test_dispatch_extra_brings_cloudpickle_without_importing_it(
+    installed: Path, tmp_path: Path
+) -> None:
+    script = "import sys, wove; print('cloudpickle' in sys.modules); import cloudpickle"
+    assert _run(installed / "bin" / "python", "-c", script, cwd=tmp_path).strip() == "False"

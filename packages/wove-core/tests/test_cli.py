@@ -435,6 +435,28 @@ def test_doctor_reports_missing_required_modules(sentinel_site, monkeypatch, wor
     assert "acme_sentinel_backend" not in sys.modules
 
 
+def test_doctor_checks_an_executor_given_as_an_instance(workdir, capsys):
+    write_config(
+        workdir,
+        """
+        from wove import InProcessExecutor
+
+        class Inline(InProcessExecutor):
+            pass
+
+        WOVE_CONFIG = {
+            "environments": {"inline": {"executor": Inline(), "executor_config": {"x": 1}}},
+        }
+        """,
+    )
+
+    assert main(["doctor"]) == 1
+
+    out = capsys.readouterr().out
+    assert "environment 'inline': 1 problem (executor instance of Inline)" in out
+    assert "executor_config key 'x' is not accepted by 'Inline'" in out
+
+
 def test_doctor_runs_plugin_diagnostics_for_matching_environments(workdir, capsys):
     seen = []
 

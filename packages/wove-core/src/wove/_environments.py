@@ -55,8 +55,8 @@ def _create_executor(environment: EnvironmentConfig) -> Executor:
         executor = environment.executor
     else:
         registry = get_registry()
+        registry.check_requirements(environment.executor, environment.name)
         executor_class = registry.executor_class(environment.executor, environment.name)
-        registry.check_requirements(environment.executor)
         executor = executor_class()
     allowed = executor.config_keys
     if allowed is not None:

@@ -16,7 +16,15 @@ from typing import Any, Final
 
 from ._errors import DependencyCycleError, InvalidOptionError, UnresolvedSignatureError
 
-__all__ = ["NOT_MAPPED", "ExecutionPlan", "Parameter", "TaskSpec", "build_plan", "parameters_of"]
+__all__ = [
+    "NOT_MAPPED",
+    "ExecutionPlan",
+    "Parameter",
+    "TaskSpec",
+    "build_plan",
+    "is_coroutine_function",
+    "parameters_of",
+]
 
 
 class _NotMapped:
@@ -35,29 +43,36 @@ class Parameter:
     positional_only: bool = False
 
 
-_code_cache: dict[types.CodeType, tuple[str, ...]] = {}
+_parameter_cache: dict[tuple[types.CodeType, int, tuple[str, ...], int], tuple[Parameter, ...]] = {}
 
 
 def _from_code(
     code: types.CodeType, defaults: int, kwdefaults: Mapping[str, Any] | None, skip: int
 ) -> tuple[Parameter, ...]:
-    names = _code_cache.get(code)
-    if names is None:
-        count = code.co_argcount + code.co_kwonlyargcount
-        names = _code_cache[code] = code.co_varnames[:count]
+    key = (code, defaults, tuple(kwdefaults) if kwdefaults else (), skip)
+    cached = _parameter_cache.get(key)
+    if cached is not None:
+        return cached
     positional = code.co_argcount
+    names = code.co_varnames[: positional + code.co_kwonlyargcount]
     first_default = positional - defaults
     posonly = code.co_posonlyargcount
     result = []
     for index, name in enumerate(names):
         if index < skip:
             continue
-        if index < positional:
-            has_default = index >= first_default
-        else:
-            has_default = bool(kwdefaults) and name in kwdefaults  # type: ignore[operator]
+        has_default = index >= first_default if index < positional else name in key[2]
         result.append(Parameter(name, has_default, index < posonly))
-    return tuple(result)
+    parameters = _parameter_cache[key] = tuple(result)
+    return parameters
+
+
+def is_coroutine_function(func: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, with a shortcut for plain functions and methods."""
+    target = func.__func__ if isinstance(func, types.MethodType) else func
+    if type(target) is types.FunctionType:
+        return bool(target.__code__.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(func)
 
 
 def parameters_of(func: Callable[..., Any]) -> tuple[Parameter, ...]:
@@ -177,11 +192,11 @@ def build_plan(tasks: Mapping[str, TaskSpec], data: Mapping[str, Any]) -> Execut
             raise UnresolvedSignatureError(name, unresolved[0].name, _available(tasks, data, name))
         dependencies[name] = tuple(deps)
         data_parameters[name] = tuple(from_data)
-    tiers = _tiers(tasks, dependencies)
     dependents: dict[str, list[str]] = {name: [] for name in tasks}
     for name, needed in dependencies.items():
         for dep in needed:
             dependents[dep].append(name)
+    tiers = _tiers(dependencies, dependents)
     return ExecutionPlan(
         order=tuple(tasks),
         dependencies=dependencies,
@@ -198,30 +213,26 @@ def _available(tasks: Iterable[str], data: Iterable[str], exclude: str) -> list[
 
 
 def _tiers(
-    tasks: Mapping[str, TaskSpec], dependencies: Mapping[str, tuple[str, ...]]
+    dependencies: Mapping[str, tuple[str, ...]], dependents: Mapping[str, list[str]]
 ) -> tuple[tuple[str, ...], ...]:
-    level: dict[str, int] = {}
-    remaining = {name: len(set(deps)) for name, deps in dependencies.items()}
-    dependents: dict[str, set[str]] = {name: set() for name in tasks}
-    for name, deps in dependencies.items():
-        for dep in deps:
-            dependents[dep].add(name)
-    ready = [name for name, count in remaining.items() if count == 0]
-    for name in ready:
-        level[name] = 0
+    """Group tasks by the length of their longest dependency chain (Kahn's algorithm)."""
+    remaining = {name: len(deps) for name, deps in dependencies.items()}
+    level = dict.fromkeys((name for name, count in remaining.items() if count == 0), 0)
+    ready = list(level)
     while ready:
         name = ready.pop()
+        child_level = level[name] + 1
         for child in dependents[name]:
-            level[child] = max(level.get(child, 0), level[name] + 1)
+            if level.get(child, 0) < child_level:
+                level[child] = child_level
             remaining[child] -= 1
             if remaining[child] == 0:
                 ready.append(child)
-    if len(level) != len(tasks) or any(remaining.values()):
-        raise DependencyCycleError(
-            _find_cycle(dependencies, {n for n, c in remaining.items() if c})
-        )
+    if any(remaining.values()):
+        stuck = {name for name, count in remaining.items() if count}
+        raise DependencyCycleError(_find_cycle(dependencies, stuck))
     tiers: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for name in tasks:
+    for name in dependencies:
         tiers[level[name]].append(name)
     return tuple(tuple(tier) for tier in tiers)
 

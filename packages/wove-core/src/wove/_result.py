@@ -36,7 +36,7 @@ class WoveResult(Mapping[str, Any]):
 
     def __init__(self, error_mode: str = "raise") -> None:
         self._error_mode = error_mode
-        self._declared: list[str] = []
+        self._declared: dict[str, None] = {}
         self._results: dict[str, Any] = {}
         self._errors: dict[str, BaseException] = {}
         self.exception: BaseException | None = None
@@ -92,7 +92,7 @@ class WoveResult(Mapping[str, Any]):
         """The result of the last task declared (also for class-based weaves)."""
         if not self._declared:
             raise LookupError("the weave declared no tasks, so it has no final result")
-        return self[self._declared[-1]]
+        return self[next(reversed(self._declared))]
 
     def to_dict(self) -> dict[str, Any]:
         """A plain ``dict`` of every readable result."""
@@ -100,8 +100,7 @@ class WoveResult(Mapping[str, Any]):
 
     # -- used by the scheduler --------------------------------------------------------------
     def _declare(self, name: str) -> None:
-        if name not in self._declared:
-            self._declared.append(name)
+        self._declared.setdefault(name)
 
     def _set_result(self, name: str, value: Any, seconds: float) -> None:
         self._results[name] = value

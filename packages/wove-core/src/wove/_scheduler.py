@@ -18,7 +18,7 @@ import concurrent.futures
 import contextvars
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,6 +37,9 @@ active_run: contextvars.ContextVar[WeaveRun | None] = contextvars.ContextVar(
 )
 
 _perf = time.perf_counter
+
+#: A ready task handed to the asyncio task that finished its dependency: name, start, awaitable.
+_Continuation = tuple[str, float, Awaitable[Any]]
 
 
 class WeaveRun:
@@ -119,15 +122,17 @@ class WeaveRun:
             await asyncio.gather(*waiting, return_exceptions=True)
 
     # -- starting tasks -----------------------------------------------------------------------
-    def _start(self, name: str) -> None:
+    def _start(self, name: str, adopt: bool = False) -> _Continuation | None:
+        """Start ``name``; with ``adopt``, hand its awaitable back instead of making a task."""
         if self._done is not None and self._done.done():
-            return
+            return None
         try:
-            self._launch(name)
+            return self._launch(name, adopt)
         except Exception as error:
             self._fail(name, error, _perf())
+            return None
 
-    def _launch(self, name: str) -> None:
+    def _launch(self, name: str, adopt: bool) -> _Continuation | None:
         spec = self.specs[name]
         settings = self.settings[name]
         results = self._results
@@ -147,18 +152,14 @@ class WeaveRun:
             def call_item(item: Any) -> Any:
                 return bound(**{item_parameter: item})
 
-            coroutine = run_mapped(
+            awaitable = run_mapped(
                 name, call_item, items, settings, is_async=spec.is_async, pool=self.pool
             )
-            self._watch(name, started, loop.create_task(coroutine))
         elif spec.is_async:
             if settings.retries == 0 and settings.timeout is None:
-                self._watch(name, started, loop.create_task(func(**kwargs)))
+                awaitable = func(**kwargs)
             else:
-                call = functools.partial(func, **kwargs)
-                self._watch(
-                    name, started, loop.create_task(run_async_attempts(name, call, settings))
-                )
+                awaitable = run_async_attempts(name, functools.partial(func, **kwargs), settings)
         elif settings.retries == 0 and settings.timeout is None:
             context = contextvars.copy_context()
             future: concurrent.futures.Future[Any] = self.pool.submit(
@@ -166,10 +167,14 @@ class WeaveRun:
             )
             self._running[name] = future
             future.add_done_callback(functools.partial(self._thread_done, name, started))
+            return None
         else:
             call = functools.partial(func, **kwargs)
-            coroutine = run_sync_attempts(name, call, settings, self.pool)
-            self._watch(name, started, loop.create_task(coroutine))
+            awaitable = run_sync_attempts(name, call, settings, self.pool)
+        if adopt:
+            return (name, started, awaitable)
+        self._running[name] = loop.create_task(self._drive(name, started, awaitable))
+        return None
 
     def _items_for(self, name: str, spec: TaskSpec, settings: TaskSettings) -> list[Any]:
         source = spec.map_source
@@ -189,22 +194,31 @@ class WeaveRun:
             )
         return items
 
-    def _watch(self, name: str, started: float, task: asyncio.Task[Any]) -> None:
-        self._running[name] = task
-        task.add_done_callback(
-            functools.partial(self._task_done, name, started), context=self._context
-        )
+    async def _drive(self, name: str, started: float, awaitable: Awaitable[Any]) -> None:
+        """Await a task and report it from the iteration it finishes in.
+
+        When that completion makes a dependent ready, this same asyncio task carries on with
+        the dependent (its siblings get tasks of their own), so a chain of tasks costs one
+        coroutine hand-off per link rather than a new task and two loop iterations.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            try:
+                value = await awaitable
+            except Exception as error:
+                if not self._finished:
+                    self._fail(name, error, started)
+                return
+            if self._finished:
+                return
+            continuation = self._succeed(name, value, started, adopt=True)
+            if continuation is None:
+                return
+            name, started, awaitable = continuation
+            self._running[name] = task
 
     # -- completions --------------------------------------------------------------------------
-    def _task_done(self, name: str, started: float, task: asyncio.Future[Any]) -> None:
-        if self._finished or task.cancelled():
-            return
-        error = task.exception()
-        if error is None:
-            self._succeed(name, task.result(), started)
-        else:
-            self._fail(name, error, started)
-
     def _thread_done(
         self, name: str, started: float, future: concurrent.futures.Future[Any]
     ) -> None:
@@ -233,17 +247,24 @@ class WeaveRun:
             else:
                 self._fail(name, error, started)
 
-    def _succeed(self, name: str, value: Any, started: float) -> None:
+    def _succeed(
+        self, name: str, value: Any, started: float, adopt: bool = False
+    ) -> _Continuation | None:
         self._running.pop(name, None)
         self.result._set_result(name, value, _perf() - started)
         self._remaining -= 1
+        adopted: _Continuation | None = None
         for child in self.plan.dependents[name]:
             waiting = self._waiting[child] - 1
             self._waiting[child] = waiting
             if waiting == 0 and child not in self._skipped:
-                self._start(child)
+                if adopt and adopted is None:
+                    adopted = self._start(child, adopt=True)
+                else:
+                    self._start(child)
         if self._remaining == 0:
             self._resolve()
+        return adopted
 
     def _fail(self, name: str, error: BaseException, started: float) -> None:
         self._running.pop(name, None)

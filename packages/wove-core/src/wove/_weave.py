@@ -19,7 +19,7 @@ from typing import Any, Final, TypeVar, overload
 from ._config import WoveConfig, current_config
 from ._environments import ResolvedEnvironment, resolve_environment
 from ._errors import InvalidOptionError, UnknownOptionError, WeaveUsageError
-from ._graph import NOT_MAPPED, ExecutionPlan, TaskSpec, build_plan
+from ._graph import NOT_MAPPED, ExecutionPlan, TaskSpec, build_plan, is_coroutine_function
 from ._options import (
     DEFAULT_KEYS,
     DELIVERY_OPTIONS,
@@ -71,6 +71,8 @@ def _split_decorator_argument(argument: Any) -> tuple[Callable[..., Any] | None,
 
 
 def _check_task_options(options: Mapping[str, Any], mapped: bool, where: str) -> dict[str, Any]:
+    if not options:
+        return {}
     checked = validate_options(options, TASK_OPTIONS, where)
     if not mapped:
         misplaced = sorted(MAPPED_ONLY_OPTIONS & checked.keys())
@@ -222,14 +224,16 @@ class WeaveBlock:
             options = {**inherited.options, **options}
         mapped = map_source is not NOT_MAPPED
         checked = _check_task_options(options, mapped, f"task {name!r}")
-        environment = self._config.resolve_environment_name(
-            checked.get("environment"), self._options.get("environment")
+        environment = (
+            self._config.resolve_environment_name(checked["environment"])
+            if "environment" in checked
+            else self._environment
         )
         self._task_environments[name] = environment
         self._specs[name] = TaskSpec(
             name=name,
             func=func,
-            is_async=inspect.iscoroutinefunction(func),
+            is_async=is_coroutine_function(func),
             map_source=map_source,
             options=checked,
         )
@@ -283,16 +287,18 @@ class WeaveBlock:
     def _prepare(self) -> WeaveRun:
         plan = build_plan(self._specs, self._data)
         self.execution_plan = plan
-        environments = {
-            name: resolve_environment(self._config, self._task_environments[name])
-            for name in plan.order
-        }
-        for environment in environments.values():
-            self._require_in_process(environment)
-        settings = {
-            name: self._settings_for(self._task_environments[name], spec.options, spec.is_mapped)
-            for name, spec in self._specs.items()
-        }
+        by_name: dict[str, ResolvedEnvironment] = {}
+        environments: dict[str, ResolvedEnvironment] = {}
+        settings: dict[str, TaskSettings] = {}
+        for name, spec in self._specs.items():
+            environment_name = self._task_environments[name]
+            environment = by_name.get(environment_name)
+            if environment is None:
+                environment = resolve_environment(self._config, environment_name)
+                self._require_in_process(environment)
+                by_name[environment_name] = environment
+            environments[name] = environment
+            settings[name] = self._settings_for(environment_name, spec.options, spec.is_mapped)
         return WeaveRun(
             plan,
             self._specs,

@@ -14,6 +14,7 @@ The hierarchy::
      ├── EnvironmentExecutionError (RuntimeError) a task failed in another process or service
      ├── DeliveryTimeoutError      (TimeoutError) no terminal event within ``delivery_timeout``
      ├── DeliveryOrphanedError     (RuntimeError) the worker running a task went away
+     ├── FrameRejectedError        (PermissionError) a frame whose signature, age or nonce fails
      ├── MissingExecutorPluginError(LookupError)  an executor name that no installed plugin provides
      ├── MissingDispatchFeatureError(ImportError) cloudpickle is needed and not installed
      └── PluginError               (RuntimeError) a plugin that cannot load or breaks the rules
@@ -32,6 +33,7 @@ __all__ = [
     "DependencyCycleError",
     "DuplicatePluginError",
     "EnvironmentExecutionError",
+    "FrameRejectedError",
     "InvalidOptionError",
     "MissingDispatchFeatureError",
     "MissingExecutorPluginError",
@@ -171,6 +173,13 @@ class EnvironmentExecutionError(WoveError, RuntimeError):
         if self.remote_traceback:
             return f"{text}\n\nRemote traceback:\n{self.remote_traceback.rstrip()}"
         return text
+
+
+class FrameRejectedError(WoveError, PermissionError):
+    """A frame or payload that failed verification: no or wrong signature, too old, replayed.
+
+    Nothing in a rejected frame is ever decoded further or executed.
+    """
 
 
 class DeliveryTimeoutError(WoveError, TimeoutError):

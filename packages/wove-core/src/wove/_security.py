@@ -70,7 +70,7 @@ class _ReplayCache:
         with self._lock:
             seen = self._seen
             while seen:
-                oldest, expires = next(iter(seen.items()))
+                expires = next(iter(seen.values()))
                 if expires > now:
                     break
                 seen.popitem(last=False)

@@ -14,9 +14,12 @@ import threading
 from typing import Any
 
 from ._config import EnvironmentConfig, WoveConfig
+from ._delivery import Dispatcher, dispatch_loop, register_dispatcher
+from ._errors import MissingDispatchFeatureError
 from ._executor import Executor
 from ._options import check_names
 from ._registry import get_registry
+from ._serializer import has_dispatch
 
 __all__ = ["ResolvedEnvironment", "resolve_environment", "reset_environments"]
 
@@ -28,7 +31,8 @@ class ResolvedEnvironment:
     config: EnvironmentConfig
     executor: Executor
     started: bool = False
-    _start_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    #: Submits runs and routes events for an out-of-process executor (``None`` in process).
+    dispatcher: Dispatcher | None = None
 
     @property
     def name(self) -> str:
@@ -39,11 +43,25 @@ class ResolvedEnvironment:
         return self.executor.runs_in_process
 
     async def ensure_started(self, run_config: dict[str, Any]) -> None:
-        """Start the executor the first time any weave uses it."""
+        """Start the executor the first time any weave uses it.
+
+        Out-of-process executors start on the dispatch loop, where they live from then on.
+        """
         if self.started:
             return
-        await self.executor.start(self.name, self.config.executor_config, run_config)
+        if self.dispatcher is None:
+            await self.executor.start(self.name, self.config.executor_config, run_config)
+        else:
+            starting = self.dispatcher.start(self.config.executor_config, run_config)
+            await asyncio.wrap_future(dispatch_loop.run(starting))
         self.started = True
+
+    def require_dispatch(self) -> None:
+        """Fail before anything is submitted when the dispatch serializer is missing."""
+        if self.dispatcher is not None and not has_dispatch():
+            raise MissingDispatchFeatureError(
+                f"environment {self.name!r} (executor {self.config.executor_name!r})"
+            )
 
 
 _resolved: dict[tuple[int, str], ResolvedEnvironment] = {}
@@ -79,7 +97,13 @@ def resolve_environment(config: WoveConfig, name: str) -> ResolvedEnvironment:
         found = _resolved.get(key)
         if found is None:
             environment = config.environment(name)
-            found = ResolvedEnvironment(environment, _create_executor(environment))
+            executor = _create_executor(environment)
+            dispatcher = (
+                None
+                if executor.runs_in_process
+                else register_dispatcher(Dispatcher(executor, environment.name))
+            )
+            found = ResolvedEnvironment(environment, executor, dispatcher=dispatcher)
             stale = [k for k in _resolved if k[0] != config.generation]
             for old in stale:
                 _retire(_resolved.pop(old))
@@ -88,13 +112,11 @@ def resolve_environment(config: WoveConfig, name: str) -> ResolvedEnvironment:
 
 
 def _retire(environment: ResolvedEnvironment) -> None:
-    """Stop an executor whose configuration was replaced, if it ever started."""
-    if environment.started and not environment.in_process:
-        try:
-            asyncio.run(environment.executor.stop())
-        except RuntimeError:
-            # Called from inside a running loop: schedule the stop there instead.
-            asyncio.get_running_loop().create_task(environment.executor.stop())
+    """Stop the executor of a replaced configuration, if it ever started."""
+    dispatcher = environment.dispatcher
+    if dispatcher is not None and environment.started:
+        environment.started = False
+        dispatch_loop.run(dispatcher.stop())
 
 
 def reset_environments() -> None:

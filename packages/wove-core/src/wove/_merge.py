@@ -89,9 +89,15 @@ async def _amerge(
 ) -> Any:
     token = _chain.set(chain)
     try:
-        settings = run.resolve_settings(options, iterable is not None)
+        settings, environment = run.resolve_merge_target(options, iterable is not None)
         name = chain[-1]
         is_async = inspect.iscoroutinefunction(func)
+        if environment.dispatcher is not None:
+            await environment.ensure_started(run.run_config)
+            if iterable is None:
+                return await run.remote_call(name, func, {}, settings, environment, is_async)
+            items = list(enumerate(iterable))
+            return await run.remote_map(name, func, None, items, settings, environment, is_async)
         if iterable is not None:
             return await run_mapped(
                 name, func, list(iterable), settings, is_async=is_async, pool=run.pool

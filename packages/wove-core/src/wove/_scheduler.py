@@ -22,12 +22,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ._delivery import (
+    InFlightLimit,
+    PositionalCall,
+    in_flight_limit,
+    resolve_idempotency_key,
+    run_remote,
+)
 from ._environments import ResolvedEnvironment
 from ._errors import InvalidOptionError, UpstreamTaskError
 from ._execution import run_async_attempts, run_mapped, run_sync_attempts
 from ._graph import ExecutionPlan, TaskSpec
 from ._options import TaskSettings
 from ._result import WoveResult
+from ._serializer import dumps
 
 __all__ = ["WeaveRun", "active_run"]
 
@@ -37,6 +45,15 @@ active_run: contextvars.ContextVar[WeaveRun | None] = contextvars.ContextVar(
 )
 
 _perf = time.perf_counter
+
+_REMOTE_REASON = "sending a task to another process"
+
+
+def _limit_for(environment: ResolvedEnvironment, settings: TaskSettings) -> InFlightLimit | None:
+    if settings.delivery_max_in_flight is None:
+        return None
+    return in_flight_limit(environment.name, settings.delivery_max_in_flight)
+
 
 #: A ready task handed to the asyncio task that finished its dependency: name, start, awaitable.
 _Continuation = tuple[str, float, Awaitable[Any]]
@@ -57,7 +74,9 @@ class WeaveRun:
         error_mode: str,
         pool: ThreadPoolExecutor,
         run_config: dict[str, Any],
-        resolve_settings: Callable[[Mapping[str, Any], bool], TaskSettings],
+        resolve_merge_target: Callable[
+            [Mapping[str, Any], bool], tuple[TaskSettings, ResolvedEnvironment]
+        ],
     ) -> None:
         self.plan = plan
         self.specs = specs
@@ -68,8 +87,8 @@ class WeaveRun:
         self.error_mode = error_mode
         self.pool = pool
         self.run_config = run_config
-        #: Settings for a ``merge()`` call: its options layered over the weave's and config's.
-        self.resolve_settings = resolve_settings
+        #: Settings and environment for a ``merge()`` call, from its options and the weave's.
+        self.resolve_merge_target = resolve_merge_target
         self.loop: asyncio.AbstractEventLoop | None = None
         self._results = result._results
         self._waiting = {name: len(set(deps)) for name, deps in plan.dependencies.items()}
@@ -144,7 +163,11 @@ class WeaveRun:
         started = _perf()
         loop = self.loop
         assert loop is not None
-        if spec.is_mapped:
+        environment = self.environments[name]
+        awaitable: Awaitable[Any]
+        if environment.dispatcher is not None:
+            awaitable = self._remote_awaitable(name, spec, settings, environment, kwargs)
+        elif spec.is_mapped:
             items = self._items_for(name, spec, settings)
             item_parameter = self.plan.item_parameters[name]
             bound = functools.partial(func, **kwargs) if kwargs else func
@@ -175,6 +198,90 @@ class WeaveRun:
             return (name, started, awaitable)
         self._running[name] = loop.create_task(self._drive(name, started, awaitable))
         return None
+
+    def _remote_awaitable(
+        self,
+        name: str,
+        spec: TaskSpec,
+        settings: TaskSettings,
+        environment: ResolvedEnvironment,
+        kwargs: dict[str, Any],
+    ) -> Awaitable[Any]:
+        """The task as one remote run, or (mapped) one remote run per item."""
+        if not spec.is_mapped:
+            return self.remote_call(name, spec.func, kwargs, settings, environment, spec.is_async)
+        items = list(enumerate(self._items_for(name, spec, settings)))
+        item_parameter = self.plan.item_parameters[name]
+        bound = functools.partial(spec.func, **kwargs) if kwargs else spec.func
+        return self.remote_map(
+            name, bound, item_parameter, items, settings, environment, spec.is_async
+        )
+
+    def remote_call(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        kwargs: dict[str, Any],
+        settings: TaskSettings,
+        environment: ResolvedEnvironment,
+        is_async: bool,
+    ) -> Awaitable[Any]:
+        """One remote run of ``func(**kwargs)`` with the task's retries and timeout."""
+        dispatcher = environment.dispatcher
+        assert dispatcher is not None
+        callable_bytes = dumps(func, _REMOTE_REASON)
+        key = resolve_idempotency_key(settings.delivery_idempotency_key, name)
+        limit = _limit_for(environment, settings)
+
+        def submit() -> Awaitable[Any]:
+            return run_remote(
+                dispatcher,
+                task=name,
+                callable_bytes=callable_bytes,
+                args=kwargs,
+                is_async=is_async,
+                settings=settings,
+                idempotency_key=key,
+                limit=limit,
+            )
+
+        if settings.retries == 0 and settings.timeout is None:
+            return submit()
+        return run_async_attempts(name, submit, settings)
+
+    def remote_map(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        item_parameter: str | None,
+        items: list[tuple[int, Any]],
+        settings: TaskSettings,
+        environment: ResolvedEnvironment,
+        is_async: bool,
+    ) -> Awaitable[list[Any]]:
+        """One remote run per item; ``item_parameter=None`` passes the item positionally."""
+        dispatcher = environment.dispatcher
+        assert dispatcher is not None
+        target = func if item_parameter is not None else PositionalCall(func)
+        parameter = item_parameter or "item"
+        callable_bytes = dumps(target, _REMOTE_REASON)
+        limit = _limit_for(environment, settings)
+        key_setting = settings.delivery_idempotency_key
+
+        def call_item(pair: tuple[int, Any]) -> Awaitable[Any]:
+            index, item = pair
+            return run_remote(
+                dispatcher,
+                task=name,
+                callable_bytes=callable_bytes,
+                args={parameter: item},
+                is_async=is_async,
+                settings=settings,
+                idempotency_key=resolve_idempotency_key(key_setting, name, item, index),
+                limit=limit,
+            )
+
+        return run_mapped(name, call_item, items, settings, is_async=True, pool=self.pool)
 
     def _items_for(self, name: str, spec: TaskSpec, settings: TaskSettings) -> list[Any]:
         source = spec.map_source

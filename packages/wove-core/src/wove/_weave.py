@@ -267,21 +267,15 @@ class WeaveBlock:
             self._settings_cache[(environment, mapped)] = settings
         return settings
 
-    def _resolve_merge_settings(self, options: Mapping[str, Any], mapped: bool) -> TaskSettings:
-        environment = self._config.resolve_environment_name(
+    def _resolve_merge_target(
+        self, options: Mapping[str, Any], mapped: bool
+    ) -> tuple[TaskSettings, ResolvedEnvironment]:
+        name = self._config.resolve_environment_name(
             options.get("environment"), self._options.get("environment")
         )
-        self._require_in_process(resolve_environment(self._config, environment))
-        return self._settings_for(environment, options, mapped)
-
-    @staticmethod
-    def _require_in_process(environment: ResolvedEnvironment) -> None:
-        if not environment.in_process:
-            raise WeaveUsageError(
-                f"environment {environment.name!r} uses executor "
-                f"{environment.config.executor_name!r}, which runs tasks out of process; "
-                "this version of wove-core runs in-process executors only"
-            )
+        environment = resolve_environment(self._config, name)
+        environment.require_dispatch()
+        return self._settings_for(name, options, mapped), environment
 
     # -- running ------------------------------------------------------------------------------
     def _prepare(self) -> WeaveRun:
@@ -295,7 +289,7 @@ class WeaveBlock:
             environment = by_name.get(environment_name)
             if environment is None:
                 environment = resolve_environment(self._config, environment_name)
-                self._require_in_process(environment)
+                environment.require_dispatch()
                 by_name[environment_name] = environment
             environments[name] = environment
             settings[name] = self._settings_for(environment_name, spec.options, spec.is_mapped)
@@ -309,7 +303,7 @@ class WeaveBlock:
             error_mode=self._error_mode,
             pool=get_thread_pool(self._max_workers),
             run_config={"error_mode": self._error_mode, "max_workers": self._max_workers},
-            resolve_settings=self._resolve_merge_settings,
+            resolve_merge_target=self._resolve_merge_target,
         )
 
     async def _arun(self, run: WeaveRun) -> None:

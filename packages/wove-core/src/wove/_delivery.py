@@ -575,7 +575,12 @@ async def run_remote(
     if outcome.result is not None:
         return loads(outcome.result, _REASON)
     if outcome.cancelled:
-        raise asyncio.CancelledError(f"run {frame.run_id!r} was cancelled by its worker")
+        raise EnvironmentExecutionError(
+            f"run {frame.run_id!r} of task {task!r} was cancelled by its worker "
+            "(the worker shut down or was told to stop by someone else)",
+            kind="wove.RemoteCancelled",
+            source="worker",
+        )
     error = outcome.error
     if isinstance(error, TaskError):
         raise rebuild_exception(error)

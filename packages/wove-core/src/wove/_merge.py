@@ -12,12 +12,14 @@ import asyncio
 import contextvars
 import inspect
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from ._errors import WeaveUsageError
 from ._execution import run_async_attempts, run_mapped, run_sync_attempts
 from ._options import TASK_OPTIONS, validate_options
 from ._scheduler import WeaveRun, active_run
+from ._threads import get_thread_pool
 
 __all__ = ["MAX_MERGE_DEPTH", "merge"]
 
@@ -74,7 +76,10 @@ def merge(func: Callable[..., Any], iterable: Iterable[Any] | None = None, **opt
             f"merge() nested {len(chain) + 1} deep (... -> {shown}); this looks like runaway "
             f"recursion. Merges may nest at most {MAX_MERGE_DEPTH} deep."
         )
-    coroutine = _amerge(run, func, iterable, checked, (*chain, label))
+    # From a pool thread, nested sync work goes to the next pool down, so merges that block
+    # their threads can never starve the callables they wait for.
+    pool = get_thread_pool(run.pool._max_workers)
+    coroutine = _amerge(run, func, iterable, checked, (*chain, label), pool)
     if asyncio._get_running_loop() is run.loop:
         return coroutine
     return asyncio.run_coroutine_threadsafe(coroutine, run.loop).result()
@@ -86,6 +91,7 @@ async def _amerge(
     iterable: Iterable[Any] | None,
     options: dict[str, Any],
     chain: tuple[str, ...],
+    pool: ThreadPoolExecutor,
 ) -> Any:
     token = _chain.set(chain)
     try:
@@ -100,10 +106,10 @@ async def _amerge(
             return await run.remote_map(name, func, None, items, settings, environment, is_async)
         if iterable is not None:
             return await run_mapped(
-                name, func, list(iterable), settings, is_async=is_async, pool=run.pool
+                name, func, list(iterable), settings, is_async=is_async, pool=pool
             )
         if is_async:
             return await run_async_attempts(name, func, settings)
-        return await run_sync_attempts(name, func, settings, run.pool)
+        return await run_sync_attempts(name, func, settings, pool)
     finally:
         _chain.reset(token)

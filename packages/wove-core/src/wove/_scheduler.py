@@ -55,6 +55,14 @@ def _limit_for(environment: ResolvedEnvironment, settings: TaskSettings) -> InFl
     return in_flight_limit(environment.name, settings.delivery_max_in_flight)
 
 
+def _cancelled_from_inside(name: str, cause: BaseException | None) -> RuntimeError:
+    """A task cancelled without the weave asking (its own code, or a pool shut down under it)
+    fails instead of leaving the weave waiting for it."""
+    error = RuntimeError(f"task {name!r} was cancelled, but not by its weave")
+    error.__cause__ = cause
+    return error
+
+
 #: A ready task handed to the asyncio task that finished its dependency: name, start, awaitable.
 _Continuation = tuple[str, float, Awaitable[Any]]
 
@@ -317,6 +325,11 @@ class WeaveRun:
                 if not self._finished:
                     self._fail(name, error, started)
                 return
+            except asyncio.CancelledError as cancelled:
+                if self._finished:
+                    raise  # the weave is stopping and cancelled us
+                self._fail(name, _cancelled_from_inside(name, cancelled), started)
+                return
             if self._finished:
                 return
             continuation = self._succeed(name, value, started, adopt=True)
@@ -346,7 +359,10 @@ class WeaveRun:
         inbox = self._inbox
         while inbox:
             name, started, future = inbox.popleft()
-            if self._finished or future.cancelled():
+            if self._finished:
+                continue
+            if future.cancelled():
+                self._fail(name, _cancelled_from_inside(name, None), started)
                 continue
             error = future.exception()
             if error is None:

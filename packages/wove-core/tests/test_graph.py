@@ -84,7 +84,7 @@ def test_unresolved_parameter_raises_name_error_listing_what_is_available() -> N
 
 def test_unresolved_parameter_raises_when_the_block_ends() -> None:
     ran: list[str] = []
-    with pytest.raises(UnresolvedSignatureError, match="'missing'"), weave(user_id=7) as w:
+    with pytest.raises(UnresolvedSignatureError, match="'missing'"), weave(user_id=7) as w:  # noqa: PT012
 
         @w.do
         def a(user_id: int) -> int:
@@ -201,7 +201,7 @@ def test_task_mapping_over_itself_is_a_cycle() -> None:
 
 
 def test_cycle_raises_from_the_block() -> None:
-    with pytest.raises(DependencyCycleError, match="first -> second -> first"), weave() as w:
+    with pytest.raises(DependencyCycleError, match="first -> second -> first"), weave() as w:  # noqa: PT012
 
         @w.do
         def first(second: int) -> int:
@@ -271,7 +271,9 @@ def test_mapping_over_an_unknown_name_is_unresolved() -> None:
 def test_mapped_task_needs_exactly_one_item_parameter(
     signature: Callable[..., Any], count: str
 ) -> None:
-    with pytest.raises(InvalidOptionError, match=f"exactly one parameter.*it has {re.escape(count)}"):
+    with pytest.raises(
+        InvalidOptionError, match=f"exactly one parameter.*it has {re.escape(count)}"
+    ):
         build_plan({"mapped": TaskSpec("mapped", signature, False, [1, 2])}, {})
 
 

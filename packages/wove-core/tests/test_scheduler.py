@@ -15,6 +15,7 @@ import pytest
 
 import wove
 from wove import InvalidOptionError, TaskCancelledError, UpstreamTaskError, weave
+from wove._scheduler import active_run
 
 #: Seconds any event wait may take before the test calls the schedule wrong.
 WAIT = 10.0
@@ -234,16 +235,18 @@ def test_mapping_over_nothing_gives_an_empty_list() -> None:
 
 
 def test_mapping_over_a_non_iterable_result_fails_the_task() -> None:
-    with pytest.raises(InvalidOptionError, match=r"maps over 'count'.*must be iterable"):
-        with weave() as w:
+    with (  # noqa: PT012
+        pytest.raises(InvalidOptionError, match=r"maps over 'count'.*must be iterable"),
+        weave() as w,
+    ):
 
-            @w.do
-            def count() -> int:
-                return 3
+        @w.do
+        def count() -> int:
+            return 3
 
-            @w.do("count")
-            def mapped(item: int) -> int:
-                return item
+        @w.do("count")
+        def mapped(item: int) -> int:
+            return item
 
 
 @pytest.mark.parametrize(
@@ -272,7 +275,10 @@ def test_async_mapping_never_has_more_than_workers_items_in_flight(
             return item
 
     assert w.result.mapped == list(range(40))
-    assert peak == 3
+    assert peak <= 3
+    if "limit_per_minute" not in options:
+        # Without a rate limit to pace them, all three workers are busy at once.
+        assert peak == 3
 
 
 @pytest.mark.parametrize(
@@ -375,12 +381,14 @@ def test_mapped_task_failure_is_its_value_in_return_mode() -> None:
 
 
 def test_max_pending_exceeded_fails_the_mapped_task() -> None:
-    with pytest.raises(InvalidOptionError, match=r"3 items, more than max_pending=2"):
-        with weave(max_pending=2) as w:
+    with (
+        pytest.raises(InvalidOptionError, match=r"3 items, more than max_pending=2"),
+        weave(max_pending=2) as w,
+    ):
 
-            @w.do([1, 2, 3])
-            def mapped(item: int) -> int:
-                return item
+        @w.do([1, 2, 3])
+        def mapped(item: int) -> int:
+            return item
 
     assert isinstance(w.result.exception, InvalidOptionError)
 
@@ -410,22 +418,27 @@ def test_max_pending_from_config_applies_to_mapped_tasks_only() -> None:
 @pytest.mark.parametrize("option", [{"workers": 2}, {"limit_per_minute": 60}])
 def test_mapped_only_option_on_a_plain_task_is_rejected(option: dict[str, Any]) -> None:
     name = next(iter(option))
-    with weave() as w:
-        with pytest.raises(InvalidOptionError, match=f"{name} only apply to mapped tasks"):
+    with (
+        weave() as w,
+        pytest.raises(InvalidOptionError, match=f"{name} only apply to mapped tasks"),
+    ):
 
-            @w.do(**option)
-            def plain() -> int:
-                return 1
+        @w.do(**option)
+        def plain() -> int:
+            return 1
 
 
 def test_mapped_only_defaults_from_config_skip_plain_tasks() -> None:
-    wove.config(workers=2, limit_per_minute=6e7)
+    wove.config(workers=2, limit_per_minute=6e7, max_pending=100)
     in_flight = peak = 0
     with weave() as w:
 
         @w.do
-        def plain() -> int:
-            return 1
+        async def plain() -> tuple[Any, ...]:
+            run = active_run.get()
+            assert run is not None
+            own = run.settings["plain"]
+            return own.workers, own.limit_per_minute, own.max_pending
 
         @w.do(range(10))
         async def mapped(item: int) -> int:
@@ -436,9 +449,9 @@ def test_mapped_only_defaults_from_config_skip_plain_tasks() -> None:
             in_flight -= 1
             return item
 
-    assert w.result.plain == 1
+    assert w.result.plain == (None, None, None)
     assert w.result.mapped == list(range(10))
-    assert peak == 2
+    assert 1 <= peak <= 2
 
 
 # -- §2.5 failures, error_mode="raise" ------------------------------------------------------------
@@ -448,32 +461,33 @@ def test_first_failure_cancels_running_tasks() -> None:
     events: list[str] = []
     block = weave()
 
-    async def main() -> None:
+    async def main() -> list[str]:
         slow_started = asyncio.Event()
-        async with block as w:
+        with pytest.raises(ValueError, match="boom"):  # noqa: PT012
+            async with block as w:
 
-            @w.do
-            async def slow() -> None:
-                slow_started.set()
-                try:
-                    await asyncio.Event().wait()
-                except asyncio.CancelledError:
-                    events.append("slow cancelled")
-                    raise
+                @w.do
+                async def slow() -> None:
+                    slow_started.set()
+                    try:
+                        await asyncio.Event().wait()
+                    except asyncio.CancelledError:
+                        events.append("slow cancelled")
+                        raise
 
-            @w.do
-            async def boom() -> None:
-                await asyncio.wait_for(slow_started.wait(), WAIT)
-                raise ValueError("boom")
+                @w.do
+                async def boom() -> None:
+                    await asyncio.wait_for(slow_started.wait(), WAIT)
+                    raise ValueError("boom")
 
-            @w.do
-            async def after_slow(slow: None) -> None:
-                events.append("after_slow ran")
+                @w.do
+                async def after_slow(slow: None) -> None:
+                    events.append("after_slow ran")
 
-    with pytest.raises(ValueError, match="boom"):
-        asyncio.run(main())
+        # Seen before asyncio.run's own clean-up could cancel anything: the weave did it.
+        return list(events)
 
-    assert events == ["slow cancelled"]
+    assert asyncio.run(main()) == ["slow cancelled"]
     assert block.result.cancelled == {"slow", "after_slow"}
     assert isinstance(block.result.exception, ValueError)
 
@@ -481,7 +495,7 @@ def test_first_failure_cancels_running_tasks() -> None:
 def test_first_failure_is_reraised_from_a_sync_block_and_finished_results_stay_readable(
     release: threading.Event,
 ) -> None:
-    with pytest.raises(ValueError, match="bad value") as caught, weave() as w:
+    with pytest.raises(ValueError, match="bad value") as caught, weave() as w:  # noqa: PT012
 
         @w.do
         def loaded() -> int:
@@ -514,7 +528,7 @@ def test_first_failure_is_reraised_from_a_sync_block_and_finished_results_stay_r
 def test_reading_a_cancelled_task_raises_task_cancelled_error(
     release: threading.Event,
 ) -> None:
-    with pytest.raises(RuntimeError, match="boom"), weave() as w:
+    with pytest.raises(RuntimeError, match="boom"), weave() as w:  # noqa: PT012
 
         @w.do
         def slow() -> int:
@@ -528,7 +542,7 @@ def test_reading_a_cancelled_task_raises_task_cancelled_error(
     release.set()
     with pytest.raises(TaskCancelledError, match="'slow' has no result: it was cancelled"):
         w.result.slow  # noqa: B018
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="'slow' has no result"):
         w.result["slow"]
     assert "slow" not in w.result
     assert w.result.get("slow") is None
@@ -536,7 +550,7 @@ def test_reading_a_cancelled_task_raises_task_cancelled_error(
 
 def test_failure_stops_tasks_that_had_not_started() -> None:
     ran: list[str] = []
-    with pytest.raises(ValueError, match="first"), weave() as w:
+    with pytest.raises(ValueError, match="first"), weave() as w:  # noqa: PT012
 
         @w.do
         def first() -> None:
@@ -564,6 +578,23 @@ def test_raise_mode_failure_in_async_block_reraises() -> None:
 
     with pytest.raises(LookupError, match="nothing here"):
         asyncio.run(main())
+
+
+def test_task_cancelled_by_its_own_code_fails_instead_of_hanging() -> None:
+    with (  # noqa: PT012
+        pytest.raises(RuntimeError, match="'gives_up' was cancelled, but not by its weave"),
+        weave() as w,
+    ):
+
+        @w.do
+        async def gives_up() -> None:
+            raise asyncio.CancelledError
+
+        @w.do
+        async def after(gives_up: None) -> None:
+            pass
+
+    assert w.result.cancelled == {"after"}
 
 
 # -- §2.5 failures, error_mode="return" -----------------------------------------------------------

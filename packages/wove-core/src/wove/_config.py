@@ -38,6 +38,7 @@ __all__ = [
     "config",
     "current_config",
     "find_config_file",
+    "install_config",
     "load_config_file",
     "reset_config",
 ]
@@ -123,6 +124,11 @@ def current_config() -> WoveConfig:
 def reset_config() -> WoveConfig:
     """Return to the built-in configuration; tests call this between cases."""
     return _install(WoveConfig(environments=MappingProxyType({}), defaults=MappingProxyType({})))
+
+
+def install_config(new: WoveConfig) -> WoveConfig:
+    """Make ``new`` the configuration in force (``config()`` builds and installs one)."""
+    return _install(new)
 
 
 def _install(new: WoveConfig) -> WoveConfig:
@@ -240,6 +246,7 @@ def config(
     delivery_heartbeat_seconds: float | None = None,
     delivery_max_in_flight: int | None = None,
     delivery_orphan_policy: str | None = None,
+    **unknown: Any,
 ) -> WoveConfig:
     """Set the process-wide configuration, replacing the previous one.
 
@@ -264,10 +271,12 @@ def config(
         >>> import wove
         >>> _ = wove.config(environments={"default": {"executor": "local", "max_workers": 16}})
     """
+    if unknown:
+        check_names(unknown, CONFIG_KEYS, "wove.config()")
     options = {
         key: value
         for key, value in locals().items()
-        if key not in ("config_file",) and value is not None
+        if key not in ("config_file", "unknown") and value is not None
     }
     if config_file is not None:
         if options:

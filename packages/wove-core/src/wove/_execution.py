@@ -66,9 +66,8 @@ class RateLimiter:
             return slot - now
 
     async def acquire(self) -> None:
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Wait for the next slot; always yields once, so paced work interleaves fairly."""
+        await asyncio.sleep(max(self.reserve(), 0.0))
 
     def acquire_blocking(self) -> None:
         delay = self.reserve()
@@ -194,9 +193,11 @@ async def run_mapped(
         return []
     limiter = RateLimiter(settings.limit_per_minute) if settings.limit_per_minute else None
     if is_async:
-        if settings.workers is None and limiter is None:
-            return await _map_async_unbounded(name, call_item, items, settings)
-        return await _map_async_workers(name, call_item, items, settings, limiter)
+        if settings.workers is not None:
+            return await _map_async_workers(name, call_item, items, settings, limiter)
+        if limiter is not None:
+            return await _map_async_paced(name, call_item, items, settings, limiter)
+        return await _map_async_unbounded(name, call_item, items, settings)
     if settings.timeout is None:
         return await _map_sync_drainers(call_item, items, settings, pool, limiter)
     return await _map_sync_workers(name, call_item, items, settings, pool, limiter)
@@ -234,11 +235,43 @@ async def _map_async_workers(
                 name, functools.partial(call_item, item), settings
             )
 
-    # Without ``workers`` only the rate limit bounds concurrency: one worker per started item.
     width = min(settings.workers or len(items), len(items))
     loop = asyncio.get_running_loop()
     await _gather_or_cancel([loop.create_task(work()) for _ in range(width)])
     return results
+
+
+async def _map_async_paced(
+    name: str,
+    call_item: Callable[[Any], Any],
+    items: Sequence[Any],
+    settings: TaskSettings,
+    limiter: RateLimiter,
+) -> list[Any]:
+    """Rate limit without ``workers``: an item gets its task only when its start slot comes."""
+    loop = asyncio.get_running_loop()
+    started: list[asyncio.Future[Any]] = []
+    failed = loop.create_future()
+
+    def watch(task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None and not failed.done():
+            failed.set_result(None)
+
+    try:
+        for item in items:
+            await limiter.acquire()
+            if failed.done():
+                break
+            task: asyncio.Future[Any] = loop.create_task(
+                run_async_attempts(name, functools.partial(call_item, item), settings)
+            )
+            task.add_done_callback(watch)
+            started.append(task)
+        return await _gather_or_cancel(started)
+    except BaseException:
+        for task in started:
+            task.cancel()
+        raise
 
 
 async def _map_sync_drainers(

@@ -31,6 +31,9 @@ class _NotMapped:
     def __repr__(self) -> str:
         return "NOT_MAPPED"
 
+    def __reduce__(self) -> str:
+        return "NOT_MAPPED"  # unpickles as the one module-level marker
+
 
 #: Marks a task that is not mapped (``None`` could be a user's iterable by mistake).
 NOT_MAPPED: Final[Any] = _NotMapped()

@@ -56,6 +56,8 @@ class WoveResult(Mapping[str, Any]):
             raise error
         if name in self.cancelled:
             raise TaskCancelledError(name)
+        if name in self._declared:
+            raise KeyError(f"task {name!r} has no result yet: the weave has not finished")
         raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
@@ -70,15 +72,10 @@ class WoveResult(Mapping[str, Any]):
         return self._error_mode == "return" and name in self._errors
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except TaskCancelledError:
-            raise
-        except KeyError:
+        if name.startswith("__") or name not in self._declared:
             known = ", ".join(repr(task) for task in self._declared) or "(none)"
-            raise AttributeError(f"weave has no result named {name!r}; tasks: {known}") from None
+            raise AttributeError(f"weave has no result named {name!r}; tasks: {known}")
+        return self[name]
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -93,6 +90,12 @@ class WoveResult(Mapping[str, Any]):
         if not self._declared:
             raise LookupError("the weave declared no tasks, so it has no final result")
         return self[next(reversed(self._declared))]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The result of ``name`` if it is in the mapping, else ``default`` (never raises)."""
+        if name in self:
+            return self[name]
+        return default
 
     def to_dict(self) -> dict[str, Any]:
         """A plain ``dict`` of every readable result."""

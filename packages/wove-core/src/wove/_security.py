@@ -152,12 +152,12 @@ class Security:
             sent_at = float(parsed.t)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             raise FrameRejectedError("frame refused: its signature header is malformed") from None
-        if not hmac.compare_digest(parsed.k, self.key_id):
+        if not hmac.compare_digest(parsed.k.encode(), self.key_id.encode()):
             raise FrameRejectedError(
                 f"frame refused: signed with key {parsed.k!r}, expected {self.key_id!r}"
             )
         expected = self._mac(parsed.k, parsed.t, parsed.n, body)
-        if not hmac.compare_digest(expected, parsed.s):
+        if not hmac.compare_digest(expected.encode(), parsed.s.encode()):
             raise FrameRejectedError(
                 "frame refused: bad signature (wrong secret, or the body was altered)"
             )

@@ -21,6 +21,7 @@ from ._environments import ResolvedEnvironment, resolve_environment
 from ._errors import InvalidOptionError, UnknownOptionError, WeaveUsageError
 from ._graph import NOT_MAPPED, ExecutionPlan, TaskSpec, build_plan, is_coroutine_function
 from ._options import (
+    CONFIG_KEYS,
     DEFAULT_KEYS,
     DELIVERY_OPTIONS,
     MAPPED_ONLY_OPTIONS,
@@ -325,13 +326,25 @@ class WeaveBlock:
         if self._fork:
             from ._fork import start_forked
 
-            start_forked(self)
+            start_forked(self._blueprint())
             return
         run = self._prepare()
         self._thread = threading.Thread(
             target=self._run_in_thread, args=(run,), name="wove-background", daemon=False
         )
         self._thread.start()
+
+    def _blueprint(self) -> dict[str, Any]:
+        """Everything a new process needs to run this weave (see ``_fork``)."""
+        return {
+            "config": dict(self._config.options),
+            "options": {**self._options, "background": False, "fork": False},
+            "data": self._data,
+            "tasks": [
+                (spec.name, spec.func, spec.map_source, dict(spec.options))
+                for spec in self._specs.values()
+            ],
+        }
 
     def _run_in_thread(self, run: WeaveRun) -> None:
         try:
@@ -342,7 +355,13 @@ class WeaveBlock:
             self._call_on_done()
 
     def _call_on_done(self) -> None:
+        """Call ``on_done``; errors propagate in the foreground and are logged in background."""
         if self._on_done is None:
+            return
+        if not self._background:
+            outcome = self._on_done(self.result)
+            if inspect.isawaitable(outcome):
+                run_sync(_await(outcome))
             return
         try:
             outcome = self._on_done(self.result)
@@ -468,14 +487,18 @@ def weave(
         >>> w.result.user
         {'id': 7}
     """
-    reserved = sorted(data.keys() & (DEFAULT_KEYS | TASK_OPTIONS | {"config_file"}))
+    reserved = sorted(data.keys() & (DEFAULT_KEYS | TASK_OPTIONS | CONFIG_KEYS))
     if reserved:
         name = reserved[0]
+        where = (
+            f"a task option. Set it on @w.do({name}=...) or as a default in wove.config()"
+            if name in TASK_OPTIONS | DEFAULT_KEYS
+            else "an option of wove.config()"
+        )
         raise UnknownOptionError(
             f"weave() got {name}={data[name]!r}, but {name!r} is not a weave option and cannot "
-            f"be injected data either: it is a task option. Set it on @w.do({name}=...) or as a "
-            f"default in wove.config(); to inject a value, give it another name. Weave options: "
-            f"{_OPTION_DOCS}."
+            f"be injected data either: it is {where}. To inject a value, give it another name. "
+            f"Weave options: {_OPTION_DOCS}."
         )
     options = {
         key: validate_option(key, value)

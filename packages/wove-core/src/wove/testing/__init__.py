@@ -1,0 +1,22 @@
+"""The executor conformance suite: the standard tests every executor plugin runs.
+
+A plugin subclasses :class:`ExecutorConformance` in its ``tests/test_conformance.py`` and
+provides one fixture, ``environment``, with the environment definition to test; the suite runs
+real weaves against the real backend through it::
+
+    import pytest
+    from wove.testing import ExecutorConformance
+
+    class TestStdioConformance(ExecutorConformance):
+        @pytest.fixture
+        def environment(self):
+            return {"executor": "stdio", "executor_config": {"processes": 2}}
+
+Importing this package imports pytest; ``import wove`` never imports it.
+"""
+
+from __future__ import annotations
+
+from ._conformance import ExecutorConformance
+
+__all__ = ["ExecutorConformance"]

@@ -163,12 +163,21 @@ def encode_json(frame: Frame) -> bytes:
     return _json_encoder.encode(frame)
 
 
-def decode_json(data: bytes | str) -> Any:
-    """Decode one JSON frame, checking its shape; raises ``msgspec.ValidationError``."""
-    frame = _json_decoder.decode(data)
-    if frame.run_id:
+def _checked(frame: Any) -> Any:
+    # Only frames about no particular run may leave run_id empty.
+    if frame.run_id or not isinstance(frame, (Shutdown, LogRecord)):
         check_run_id(frame.run_id)
     return frame
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Decode one JSON frame, checking its shape and run id.
+
+    Raises:
+        msgspec.DecodeError, msgspec.ValidationError: not a well-formed frame.
+        InvalidOptionError: a run id outside ``[A-Za-z0-9_-]``.
+    """
+    return _checked(_json_decoder.decode(data))
 
 
 def encode_msgpack(frame: Frame) -> bytes:
@@ -177,8 +186,5 @@ def encode_msgpack(frame: Frame) -> bytes:
 
 
 def decode_msgpack(data: bytes) -> Any:
-    """Decode one msgpack frame, checking its shape."""
-    frame = _msgpack_decoder.decode(data)
-    if frame.run_id:
-        check_run_id(frame.run_id)
-    return frame
+    """Decode one msgpack frame, checking its shape and run id (raises as :func:`decode_json`)."""
+    return _checked(_msgpack_decoder.decode(data))

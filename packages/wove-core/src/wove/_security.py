@@ -17,6 +17,7 @@ import collections
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 import secrets
 import threading
@@ -162,7 +163,7 @@ class Security:
                 "frame refused: bad signature (wrong secret, or the body was altered)"
             )
         now = self._clock()
-        if abs(now - sent_at) > self.clock_skew_seconds:
+        if not math.isfinite(sent_at) or abs(now - sent_at) > self.clock_skew_seconds:
             raise FrameRejectedError(
                 f"frame refused: timestamp is {now - sent_at:+.0f}s from this clock, beyond the "
                 f"allowed {self.clock_skew_seconds:g}s (expired, or clocks out of sync)"
@@ -209,7 +210,12 @@ def security_from_config(value: Any, *, where: str, loopback: bool) -> Security 
         check_names(value, _SECURITY_KEYS, f"{where} security")
         if ("secret" in value) == ("secret_env" in value):
             raise InvalidOptionError(f"{where}: security needs exactly one of secret, secret_env")
-        secret = value.get("secret") or _secret_from_env(str(value["secret_env"]), where)
+        if "secret" in value:
+            secret = value["secret"]
+            if not isinstance(secret, (str, bytes)) or not secret:
+                raise InvalidOptionError(f"{where}: security secret must be a non-empty string")
+        else:
+            secret = _secret_from_env(str(value["secret_env"]), where)
         return Security(
             secret,
             key_id=str(value.get("key", "default")),

@@ -117,6 +117,14 @@ def one_task_floor() -> None:
     assert asyncio.run(_one()) == 1
 
 
+_REUSED_LOOP = asyncio.new_event_loop()
+
+
+def one_task_reused_loop_floor() -> None:
+    """One coroutine on a loop kept between runs, as sync ``with weave()`` keeps its own."""
+    assert _REUSED_LOOP.run_until_complete(_one()) == 1
+
+
 def one_task_async_with_wove() -> None:
     async def main() -> int:
         async with weave() as w:
@@ -274,6 +282,15 @@ class Workload:
 
 WORKLOADS: list[Workload] = [
     Workload("one_task", "one-task weave", one_task_wove, one_task_floor, 1, 100, 1.5),
+    Workload(
+        "one_task_reused_loop",
+        "one-task weave vs reused loop",
+        one_task_wove,
+        one_task_reused_loop_floor,
+        1,
+        100,
+        None,
+    ),
     Workload(
         "one_task_async_with",
         "one-task weave, async with",
@@ -531,8 +548,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", nargs=2, metavar=("KIND", "ITEMS"), help="one memory probe")
     parser.add_argument("--profile", metavar="KEY", help="cProfile the wove side of a workload")
     parser.add_argument("--top", type=int, default=15, help="rows of profile output")
+    parser.add_argument("--info", action="store_true", help="print only the engine's details")
     args = parser.parse_args(argv)
 
+    if args.info:
+        print(json.dumps(engine_info()))
+        return 0
     if args.memory:
         kind, items = args.memory[0], int(args.memory[1])
         if kind not in ("wove", "gather"):

@@ -49,7 +49,9 @@ def build_report(user_id: int) -> dict[str, object]:
             }
 
     elapsed = time.perf_counter() - started
-    print("plan tiers:   ", [list(tier) for tier in w.execution_plan.tiers])  # type: ignore[union-attr]
+    plan = w.execution_plan
+    assert plan is not None
+    print("plan tiers:   ", [list(tier) for tier in plan.tiers])
     print("profile:      ", w.result.profile)
     print("order totals: ", w.result["order_totals"])
     print("report:       ", w.result.final)

@@ -12,7 +12,6 @@ import os
 import subprocess
 import venv
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,7 +76,7 @@ def wheels(fresh_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[P
 
 
 @pytest.fixture(scope="module")
-def installed(wheels: list[Path], fresh_venv: Path) -> Iterator[Path]:
+def installed(wheels: list[Path], fresh_venv: Path) -> Path:
     env_dir = fresh_venv
     python = env_dir / "bin" / "python"
     find_links = wheels[0].parent
@@ -88,7 +87,7 @@ def installed(wheels: list[Path], fresh_venv: Path) -> Iterator[Path]:
     _run(
         python, "-m", "pip", "install", "--quiet", "--pre", "--find-links", find_links, requirement
     )
-    yield env_dir
+    return env_dir
 
 
 def test_every_distribution_builds_a_wheel_with_py_typed(wheels: list[Path]) -> None:

@@ -130,9 +130,9 @@ def test_bad_run_ids_are_refused(run_id: object) -> None:
 
 
 def test_new_run_id_shape() -> None:
-    assert re.fullmatch(r"fetch-user-data-[0-9a-f]{20}", new_run_id("Fetch User.Data!"))
-    assert re.fullmatch(r"run-[0-9a-f]{20}", new_run_id())
-    assert re.fullmatch(r"run-[0-9a-f]{20}", new_run_id("___"))
+    assert re.fullmatch(r"fetch-user-data-[0-9a-f]{13,}", new_run_id("Fetch User.Data!"))
+    assert re.fullmatch(r"run-[0-9a-f]{13,}", new_run_id())
+    assert re.fullmatch(r"run-[0-9a-f]{13,}", new_run_id("___"))
     long = new_run_id("n" * 500)
     assert len(long) <= 63  # a Kubernetes name
     ids = {new_run_id("same") for _ in range(1000)}

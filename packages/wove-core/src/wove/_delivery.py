@@ -50,6 +50,7 @@ from ._frames import (
 )
 from ._options import TaskSettings
 from ._serializer import dumps, loads
+from ._threads import inbox_for
 
 __all__ = [
     "HEARTBEAT_WINDOW",
@@ -254,6 +255,8 @@ class Dispatcher:
         self._watchdog: asyncio.Task[None] | None = None
         self._started = False
         self._start_lock: asyncio.Lock | None = None
+        self._outgoing: collections.deque[_Run] = collections.deque()
+        self._sender: asyncio.Task[None] | None = None
 
     @property
     def is_started(self) -> bool:
@@ -297,17 +300,15 @@ class Dispatcher:
             await limit.acquire()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Outcome] = loop.create_future()
+        inbox = inbox_for(loop)
 
         def deliver(outcome: Outcome) -> None:
-            try:
-                loop.call_soon_threadsafe(_resolve_waiter, waiter, outcome)
-            except RuntimeError:
-                pass  # the weave's loop is gone; nobody is waiting any more
+            inbox.put(_resolve_waiter, waiter, outcome)  # a closed loop: nobody waits any more
 
         run = _Run(frame, settings, deliver)
         dispatch = dispatch_loop.loop
         try:
-            dispatch.call_soon_threadsafe(self._submit, run)
+            inbox_for(dispatch).put(self._submit, run)
             if settings.delivery_timeout is None:
                 return await waiter
             try:
@@ -349,7 +350,17 @@ class Dispatcher:
     # -- dispatch-loop side ---------------------------------------------------------------
     def _submit(self, run: _Run) -> None:
         self._runs[run.frame.run_id] = run
-        asyncio.get_running_loop().create_task(self._send_run(run))
+        self._outgoing.append(run)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_queued())
+
+    async def _send_queued(self) -> None:
+        """Send queued runs in order; one task serves a whole burst of submissions."""
+        outgoing = self._outgoing
+        while outgoing:
+            run = outgoing.popleft()
+            if not run.done:
+                await self._send_run(run)
 
     async def _send_run(self, run: _Run) -> None:
         try:

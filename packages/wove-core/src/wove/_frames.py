@@ -11,6 +11,8 @@ Events (worker -> weave): ``task_started``, ``task_result``, ``task_error``, ``t
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 import secrets
 from typing import Any, Final, Literal
@@ -46,15 +48,24 @@ __all__ = [
 RUN_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
+_run_prefix: Final = secrets.token_hex(6)
+_run_counter: Final = itertools.count()
+
+
+@functools.lru_cache(maxsize=1024)
+def _run_stem(task_name: str) -> str:
+    stem = re.sub(r"[^a-z0-9-]+", "-", task_name.lower()).strip("-")[:36]
+    return stem or "run"
+
+
 def new_run_id(task_name: str = "") -> str:
     """Return a fresh run id, valid as an RQ job id, a Kubernetes name, a Batch or Slurm job name.
 
     The task name is folded in (lower-cased, other characters replaced by ``-``) to make
-    backend dashboards readable; 20 random hex digits make it unique.
+    backend dashboards readable; a random per-process prefix and a counter make it unique
+    (at most 63 characters, lower-case, starting and ending with a letter or digit).
     """
-    stem = re.sub(r"[^a-z0-9-]+", "-", task_name.lower()).strip("-")[:40]
-    token = secrets.token_hex(10)
-    return f"{stem}-{token}" if stem else f"run-{token}"
+    return f"{_run_stem(task_name)}-{_run_prefix}{next(_run_counter):x}"
 
 
 def check_run_id(run_id: str) -> str:

@@ -36,6 +36,7 @@ from ._graph import ExecutionPlan, TaskSpec
 from ._options import TaskSettings
 from ._result import WoveResult
 from ._serializer import dumps
+from ._threads import LoopInbox, inbox_for
 
 __all__ = ["WeaveRun", "active_run"]
 
@@ -103,10 +104,7 @@ class WeaveRun:
         self._remaining = len(plan.order)
         self._running: dict[str, asyncio.Future[Any] | concurrent.futures.Future[Any]] = {}
         self._skipped: set[str] = set()
-        self._inbox: collections.deque[tuple[str, float, concurrent.futures.Future[Any]]] = (
-            collections.deque()
-        )
-        self._wakeup_pending = False
+        self._inbox: LoopInbox | None = None
         self._finished = False
         self._done: asyncio.Future[None] | None = None
         self._context: contextvars.Context | None = None
@@ -115,6 +113,7 @@ class WeaveRun:
     async def run(self) -> None:
         """Run every task; in ``raise`` mode re-raise the first failure after cancelling."""
         loop = self.loop = asyncio.get_running_loop()
+        self._inbox = inbox_for(loop)
         token = active_run.set(self)
         try:
             self._context = contextvars.copy_context()
@@ -342,33 +341,26 @@ class WeaveRun:
     def _thread_done(
         self, name: str, started: float, future: concurrent.futures.Future[Any]
     ) -> None:
-        """Called in the worker thread: queue the completion and wake the loop once."""
-        self._inbox.append((name, started, future))
-        if self._wakeup_pending or self._finished:
-            return
-        self._wakeup_pending = True
-        loop = self.loop
-        assert loop is not None
-        try:
-            loop.call_soon_threadsafe(self._drain_inbox, context=self._context)
-        except RuntimeError:
-            pass  # the loop is closed: the weave already ended and no longer wants this result
+        """Called in the worker thread: hand the completion to the loop (batched)."""
+        if not self._finished:
+            assert self._inbox is not None
+            assert self._context is not None
+            # Run in the weave's context, so tasks started from here can see ``active_run``.
+            self._inbox.put(self._context.run, self._thread_finished, name, started, future)
 
-    def _drain_inbox(self) -> None:
-        self._wakeup_pending = False
-        inbox = self._inbox
-        while inbox:
-            name, started, future = inbox.popleft()
-            if self._finished:
-                continue
-            if future.cancelled():
-                self._fail(name, _cancelled_from_inside(name, None), started)
-                continue
-            error = future.exception()
-            if error is None:
-                self._succeed(name, future.result(), started)
-            else:
-                self._fail(name, error, started)
+    def _thread_finished(
+        self, name: str, started: float, future: concurrent.futures.Future[Any]
+    ) -> None:
+        if self._finished:
+            return
+        if future.cancelled():
+            self._fail(name, _cancelled_from_inside(name, None), started)
+            return
+        error = future.exception()
+        if error is None:
+            self._succeed(name, future.result(), started)
+        else:
+            self._fail(name, error, started)
 
     def _succeed(
         self, name: str, value: Any, started: float, adopt: bool = False

@@ -17,6 +17,7 @@ import collections
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import math
 import os
 import secrets
@@ -117,6 +118,8 @@ class Security:
         self.clock_skew_seconds = float(clock_skew_seconds)
         self._clock = clock
         self._replays = _ReplayCache(self.clock_skew_seconds)
+        self._nonce_prefix = secrets.token_hex(8)
+        self._nonce_counter = itertools.count()
 
     @classmethod
     def ephemeral(cls) -> Security:
@@ -129,14 +132,15 @@ class Security:
         return self._secret.hex()
 
     def _mac(self, key_id: str, timestamp: str, nonce: str, body: bytes) -> str:
-        digest = hashlib.sha256(body).hexdigest()
-        message = b"\n".join((_SCHEME, key_id.encode(), timestamp.encode(), nonce.encode()))
-        return hmac.new(self._secret, message + b"\n" + digest.encode(), "sha256").hexdigest()
+        fields = f"\n{key_id}\n{timestamp}\n{nonce}\n".encode()
+        message = _SCHEME + fields + hashlib.sha256(body).digest()
+        return hmac.digest(self._secret, message, "sha256").hex()
 
     def sign(self, body: bytes) -> bytes:
         """Return the signature header (compact JSON) for ``body``."""
         timestamp = f"{self._clock():.3f}"
-        nonce = secrets.token_hex(12)
+        # A random per-instance prefix and a counter: unique without a syscall per frame.
+        nonce = f"{self._nonce_prefix}{next(self._nonce_counter):x}"
         mac = self._mac(self.key_id, timestamp, nonce, body)
         return _header_encoder.encode(SignatureHeader(k=self.key_id, t=timestamp, n=nonce, s=mac))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pickle
 from types import ModuleType
 from typing import Any
 
@@ -17,12 +18,18 @@ from ._errors import MissingDispatchFeatureError
 __all__ = ["dumps", "has_dispatch", "loads", "require_dispatch"]
 
 
+_cloudpickle: ModuleType | None = None
+
+
 def require_dispatch(reason: str) -> ModuleType:
     """Import cloudpickle, or raise :class:`MissingDispatchFeatureError` saying ``reason``."""
-    try:
-        return importlib.import_module("cloudpickle")
-    except ImportError:
-        raise MissingDispatchFeatureError(reason) from None
+    global _cloudpickle
+    if _cloudpickle is None:
+        try:
+            _cloudpickle = importlib.import_module("cloudpickle")
+        except ImportError:
+            raise MissingDispatchFeatureError(reason) from None
+    return _cloudpickle
 
 
 def has_dispatch() -> bool:
@@ -40,6 +47,4 @@ def dumps(value: Any, reason: str) -> bytes:
 def loads(data: bytes, reason: str) -> Any:
     """Rebuild a value from :func:`dumps` output. The caller must have verified ``data``."""
     require_dispatch(reason)
-    import pickle
-
     return pickle.loads(data)  # callers verify an HMAC first

@@ -12,16 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextvars
 import functools
+import logging
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from ._errors import WeaveUsageError
 
-__all__ = ["current_depth", "get_thread_pool", "run_sync", "shutdown_pools", "sync_to_async"]
+__all__ = [
+    "LoopInbox",
+    "current_depth",
+    "get_thread_pool",
+    "inbox_for",
+    "run_sync",
+    "shutdown_pools",
+    "sync_to_async",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,3 +149,61 @@ def sync_to_async(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
         return await loop.run_in_executor(active_pool.get(), call)
 
     return run_in_thread
+
+
+logger = logging.getLogger("wove")
+
+
+class LoopInbox:
+    """Calls handed to one event loop from other threads, run there in batches.
+
+    Each ``call_soon_threadsafe`` writes to the loop's wake-up pipe; under load a burst of
+    completions from worker threads would pay that once per call. The inbox pays it once per
+    burst: the first call in a burst schedules a drain, later ones just queue.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._calls: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]]
+        self._calls = collections.deque()
+        self._scheduled = False
+
+    def put(self, callback: Callable[..., Any], *args: Any) -> bool:
+        """Queue ``callback(*args)``; return ``False`` if the loop is closed."""
+        self._calls.append((callback, args))
+        if self._scheduled:
+            return True
+        self._scheduled = True
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:
+            return False
+        return True
+
+    def _drain(self) -> None:
+        # Clear the flag before popping: a call queued after this point schedules a new drain.
+        self._scheduled = False
+        calls = self._calls
+        while calls:
+            callback, args = calls.popleft()
+            try:
+                callback(*args)
+            except Exception:
+                logger.exception("a call handed to the event loop failed")
+
+
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopInbox] = (
+    weakref.WeakKeyDictionary()
+)
+_inboxes_lock = threading.Lock()
+
+
+def inbox_for(loop: asyncio.AbstractEventLoop) -> LoopInbox:
+    """The one :class:`LoopInbox` of ``loop``."""
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        with _inboxes_lock:
+            inbox = _inboxes.get(loop)
+            if inbox is None:
+                inbox = _inboxes[loop] = LoopInbox(loop)
+    return inbox

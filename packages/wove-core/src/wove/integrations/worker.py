@@ -364,10 +364,21 @@ class WorkerRuntime:
 # -- the work itself: plain functions, so the sync path runs them in a thread -------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _load_callable(data: bytes) -> Any:
+    """Unpickle a callable once per distinct payload.
+
+    A mapped task sends the same callable bytes with every item; rebuilding it each time would
+    dominate small items. The bytes come from verified frames only, and the cached object is
+    shared by the runs that sent identical bytes, as the one function object is in-process.
+    """
+    return loads(data, _REASON)
+
+
 def _load(frame: RunTask) -> tuple[Callable[..., Any], dict[str, Any]] | TaskError:
     """Unpickle the callable and its keyword arguments (the frame is already verified)."""
     try:
-        function = loads(frame.callable, _REASON)
+        function = _load_callable(frame.callable)
     except Exception as error:
         return _load_error(frame, "callable", error)
     try:

@@ -400,3 +400,29 @@ def test_local_executor_accepts_no_executor_config_keys() -> None:
         @w.do
         def task() -> None:
             pass
+
+
+def test_environment_max_workers_bounds_sync_tasks_routed_there() -> None:
+    import threading
+    import time
+
+    wove.config(environments={"bulk": {"executor": "local", "max_workers": 2}})
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+
+    with weave() as w:
+
+        @w.do(range(8), environment="bulk")
+        def mapped(item: int) -> int:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(0.01)  # simulated work, not synchronisation
+            with lock:
+                running -= 1
+            return item
+
+    assert w.result.mapped == list(range(8))
+    assert peak <= 2

@@ -67,7 +67,7 @@ def test_sync_tasks_run_on_pool_threads_one_level_deep() -> None:
             return threading.current_thread().name, current_depth()
 
     name, depth = w.result.where
-    assert name.startswith("wove-1")
+    assert name.startswith("wove-default-1")
     assert depth == 1
     assert current_depth() == 0
 
@@ -220,4 +220,4 @@ def test_sync_to_async_inside_a_weave_uses_the_weaves_pool() -> None:
         async def task() -> str:
             return await sync_to_async(where)()
 
-    assert w.result.task.startswith("wove-1")
+    assert w.result.task.startswith("wove-default-1")

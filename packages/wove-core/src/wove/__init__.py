@@ -13,7 +13,9 @@ from ._errors import (
     DeliveryOrphanedError,
     DeliveryTimeoutError,
     DependencyCycleError,
+    DuplicatePluginError,
     EnvironmentExecutionError,
+    FrameRejectedError,
     InvalidOptionError,
     MissingDispatchFeatureError,
     MissingExecutorPluginError,
@@ -30,6 +32,7 @@ from ._executor import Executor, InProcessExecutor
 from ._graph import ExecutionPlan
 from ._merge import merge
 from ._result import WoveResult
+from ._security import Security
 from ._threads import sync_to_async
 from ._transforms import batch, denone, flatten, fold, redict, undict
 from ._weave import Weave, WeaveBlock, weave
@@ -54,6 +57,7 @@ __all__ = [
     # executors
     "Executor",
     "InProcessExecutor",
+    "Security",
     # errors
     "WoveError",
     "UnresolvedSignatureError",
@@ -70,6 +74,8 @@ __all__ = [
     "MissingExecutorPluginError",
     "MissingDispatchFeatureError",
     "PluginError",
+    "DuplicatePluginError",
+    "FrameRejectedError",
 ]
 
 for _name in __all__:

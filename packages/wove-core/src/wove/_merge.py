@@ -12,14 +12,13 @@ import asyncio
 import contextvars
 import inspect
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from ._errors import WeaveUsageError
 from ._execution import run_async_attempts, run_mapped, run_sync_attempts
 from ._options import TASK_OPTIONS, validate_options
 from ._scheduler import WeaveRun, active_run
-from ._threads import get_thread_pool
+from ._threads import current_depth, get_thread_pool
 
 __all__ = ["MAX_MERGE_DEPTH", "merge"]
 
@@ -78,8 +77,8 @@ def merge(func: Callable[..., Any], iterable: Iterable[Any] | None = None, **opt
         )
     # From a pool thread, nested sync work goes to the next pool down, so merges that block
     # their threads can never starve the callables they wait for.
-    pool = get_thread_pool(run.pool._max_workers)
-    coroutine = _amerge(run, func, iterable, checked, (*chain, label), pool)
+    depth = current_depth() + 1
+    coroutine = _amerge(run, func, iterable, checked, (*chain, label), depth)
     if asyncio._get_running_loop() is run.loop:
         return coroutine
     return asyncio.run_coroutine_threadsafe(coroutine, run.loop).result()
@@ -91,11 +90,12 @@ async def _amerge(
     iterable: Iterable[Any] | None,
     options: dict[str, Any],
     chain: tuple[str, ...],
-    pool: ThreadPoolExecutor,
+    depth: int,
 ) -> Any:
     token = _chain.set(chain)
     try:
         settings, environment = run.resolve_merge_target(options, iterable is not None)
+        pool = get_thread_pool(settings.max_workers, settings.environment, depth)
         name = chain[-1]
         is_async = inspect.iscoroutinefunction(func)
         if environment.dispatcher is not None:

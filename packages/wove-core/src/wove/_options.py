@@ -202,9 +202,11 @@ def check_names(names: Collection[str], known: Collection[str], where: str) -> N
     """Raise :class:`UnknownOptionError` for the first name in ``names`` not in ``known``."""
     for name in names:
         if name not in known:
+            listed = (
+                f"Known options: {', '.join(sorted(known))}." if known else "It takes no options."
+            )
             raise UnknownOptionError(
-                f"{where} got an unknown option {name!r}.{suggest(name, known)} "
-                f"Known options: {', '.join(sorted(known))}."
+                f"{where} got an unknown option {name!r}.{suggest(name, known)} {listed}"
             )
 
 
@@ -230,6 +232,7 @@ class TaskSettings:
     """Everything that governs how one task runs, after every layer of settings is applied."""
 
     environment: str
+    max_workers: int = 64
     retries: int = 0
     retry_backoff: float = 0.0
     timeout: float | None = None

@@ -580,7 +580,7 @@ class Registry:
             where = f"environment {environment!r} uses executor" if environment else "executor"
             raise PluginError(
                 f"{where} {name!r} (from {info.distribution!r}), which needs the {needed} "
-                f"{modules}, and they cannot be imported. Install them with: {info.install}"
+                f"{modules}; it cannot be imported. Install it with: {info.install}"
             )
 
     def _entry(self, name: str, environment: str) -> _ExecutorEntry:

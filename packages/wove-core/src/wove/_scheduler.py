@@ -36,7 +36,7 @@ from ._graph import ExecutionPlan, TaskSpec
 from ._options import TaskSettings
 from ._result import WoveResult
 from ._serializer import dumps
-from ._threads import LoopInbox, inbox_for
+from ._threads import LoopInbox, get_thread_pool, inbox_for
 
 __all__ = ["WeaveRun", "active_run"]
 
@@ -182,8 +182,9 @@ class WeaveRun:
             def call_item(item: Any) -> Any:
                 return bound(**{item_parameter: item})
 
+            pool = get_thread_pool(settings.max_workers, settings.environment)
             awaitable = run_mapped(
-                name, call_item, items, settings, is_async=spec.is_async, pool=self.pool
+                name, call_item, items, settings, is_async=spec.is_async, pool=pool
             )
         elif spec.is_async:
             if settings.retries == 0 and settings.timeout is None:
@@ -192,7 +193,8 @@ class WeaveRun:
                 awaitable = run_async_attempts(name, functools.partial(func, **kwargs), settings)
         elif settings.retries == 0 and settings.timeout is None:
             context = contextvars.copy_context()
-            future: concurrent.futures.Future[Any] = self.pool.submit(
+            pool = get_thread_pool(settings.max_workers, settings.environment)
+            future: concurrent.futures.Future[Any] = pool.submit(
                 context.run, functools.partial(func, **kwargs)
             )
             self._running[name] = future
@@ -200,7 +202,8 @@ class WeaveRun:
             return None
         else:
             call = functools.partial(func, **kwargs)
-            awaitable = run_sync_attempts(name, call, settings, self.pool)
+            pool = get_thread_pool(settings.max_workers, settings.environment)
+            awaitable = run_sync_attempts(name, call, settings, pool)
         if adopt:
             return (name, started, awaitable)
         self._running[name] = loop.create_task(self._drive(name, started, awaitable))

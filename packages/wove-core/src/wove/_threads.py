@@ -1,8 +1,8 @@
 """The bridge between threads and event loops.
 
-* One process-wide thread pool per (size, nesting depth) runs sync tasks. Weaves share it instead
-  of each creating its own; a weave opened inside a sync task gets the pool one level deeper, so
-  outer tasks waiting on inner ones can never starve the inner ones of threads.
+* One process-wide thread pool per (environment, size, nesting depth) runs sync tasks. Weaves
+  share it instead of each creating its own; a weave opened inside a sync task gets the pool one
+  level deeper, so outer tasks waiting on inner ones can never starve the inner ones of threads.
 * Sync ``with weave()`` blocks run their event loop with :func:`run_sync`, which reuses one loop
   per main thread so a small weave does not pay for creating a loop each time.
 * :func:`sync_to_async` lets async code call a blocking function through the same pools.
@@ -38,7 +38,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _local = threading.local()
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools: dict[tuple[str, int, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 #: The pool the running weave uses for sync work; ``sync_to_async`` follows it.
 active_pool: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar(
@@ -56,10 +56,18 @@ def _mark_depth(depth: int) -> None:
     _local.depth = depth
 
 
-def get_thread_pool(max_workers: int) -> ThreadPoolExecutor:
-    """Return the shared pool of ``max_workers`` threads for the caller's nesting depth."""
-    depth = current_depth() + 1
-    key = (max_workers, depth)
+def get_thread_pool(
+    max_workers: int, environment: str = "default", depth: int | None = None
+) -> ThreadPoolExecutor:
+    """Return the shared pool of ``environment`` for sync work started at nesting ``depth``.
+
+    Each environment gets its own thread budget (``max_workers``); ``depth`` defaults to one
+    below the calling thread, so work started from inside a pool thread never waits for
+    threads of the pool it is occupying.
+    """
+    if depth is None:
+        depth = current_depth() + 1
+    key = (environment, max_workers, depth)
     pool = _pools.get(key)
     if pool is None:
         with _pools_lock:
@@ -67,7 +75,7 @@ def get_thread_pool(max_workers: int) -> ThreadPoolExecutor:
             if pool is None:
                 pool = ThreadPoolExecutor(
                     max_workers=max_workers,
-                    thread_name_prefix=f"wove-{depth}",
+                    thread_name_prefix=f"wove-{environment}-{depth}",
                     initializer=_mark_depth,
                     initargs=(depth,),
                 )

@@ -30,7 +30,8 @@ def fold(items: Sequence[T], size: int) -> list[list[T]]:
 
 
 def batch(items: Sequence[T], count: int) -> list[list[T]]:
-    """Cut ``items`` into at most ``count`` chunks of nearly equal size, keeping order.
+    """Cut ``items`` into at most ``count`` chunks of ``ceil(len(items) / count)`` items each
+    (the last may be shorter), keeping order: 7 items in 3 batches are 3, 3 and 1.
 
     Raises:
         ValueError: ``count`` is not a positive integer.

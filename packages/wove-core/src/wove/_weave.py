@@ -255,8 +255,9 @@ class WeaveBlock:
             layered.update(
                 {key: value for key, value in self._options.items() if key in DELIVERY_OPTIONS}
             )
-            if "max_pending" in self._options:
-                layered["max_pending"] = self._options["max_pending"]
+            for weave_scoped in ("max_pending", "max_workers"):
+                if weave_scoped in self._options:
+                    layered[weave_scoped] = self._options[weave_scoped]
             self._layered_cache[environment] = layered
         values = {field: layered[field] for field in TASK_SETTING_FIELDS}
         if not mapped:
@@ -302,7 +303,7 @@ class WeaveBlock:
             self._data,
             self.result,
             error_mode=self._error_mode,
-            pool=get_thread_pool(self._max_workers),
+            pool=get_thread_pool(self._max_workers, self._environment),
             run_config={"error_mode": self._error_mode, "max_workers": self._max_workers},
             resolve_merge_target=self._resolve_merge_target,
         )
@@ -354,11 +355,15 @@ class WeaveBlock:
         finally:
             self._call_on_done()
 
-    def _call_on_done(self) -> None:
-        """Call ``on_done``; errors propagate in the foreground and are logged in background."""
+    def _call_on_done(self, failed: bool = False) -> None:
+        """Call ``on_done`` once the weave ended, whether or not it failed.
+
+        Its own errors propagate from a foreground weave that succeeded; they are logged for a
+        background weave or one that is already raising.
+        """
         if self._on_done is None:
             return
-        if not self._background:
+        if not self._background and not failed:
             outcome = self._on_done(self.result)
             if inspect.isawaitable(outcome):
                 run_sync(_await(outcome))
@@ -394,7 +399,11 @@ class WeaveBlock:
         if self._background:
             self._start_background()
             return
-        run_sync(self._arun(self._prepare()))
+        try:
+            run_sync(self._arun(self._prepare()))
+        except BaseException:
+            self._call_on_done(failed=True)
+            raise
         self._call_on_done()
 
     async def __aenter__(self) -> WeaveBlock:
@@ -412,7 +421,17 @@ class WeaveBlock:
         if self._background:
             self._start_background()
             return
-        await self._arun(self._prepare())
+        try:
+            await self._arun(self._prepare())
+        except BaseException:
+            if self._on_done is not None:
+                try:
+                    outcome = self._on_done(self.result)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except Exception:
+                    logger.exception("on_done failed while the weave was already raising")
+            raise
         if self._on_done is not None:
             outcome = self._on_done(self.result)
             if inspect.isawaitable(outcome):

@@ -1,4 +1,6 @@
-"""The hooks a Wove plugin implements, and the markers it implements them with.
+"""The hooks a Wove plugin implements, the markers it implements them with, and everything
+else an executor plugin needs: the executor base classes, the wire frames and the codec and
+signing that protect them.
 
 A plugin is a module named by an entry point in the ``wove.executors`` group, under its executor
 name. Importing it must be cheap: it holds ``@hookimpl`` functions and metadata, and imports its
@@ -26,14 +28,34 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import pluggy
 
+from ._config import EnvironmentConfig
+from ._errors import FrameRejectedError
+from ._executor import EXECUTOR_KINDS, Executor, ExecutorKind, InProcessExecutor
+from ._frames import (
+    CancelTask,
+    Delivery,
+    Heartbeat,
+    LogRecord,
+    NormalizedError,
+    RunTask,
+    Shutdown,
+    TaskCancelled,
+    TaskError,
+    TaskResult,
+    TaskStarted,
+    decode_json,
+    decode_msgpack,
+    encode_json,
+    encode_msgpack,
+)
+from ._security import LineCodec, Security, is_loopback_host, security_from_config
+
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Iterable, Sequence
 
-    from ._config import EnvironmentConfig
-    from ._executor import Executor, ExecutorKind
-
 __all__ = [
+    # hooks
     "PROJECT_NAME",
     "hookspec",
     "hookimpl",
@@ -41,6 +63,34 @@ __all__ = [
     "RegisterCommand",
     "RegisterDiagnostic",
     "WoveHookSpecs",
+    # what an executor implements and is configured with
+    "EXECUTOR_KINDS",
+    "EnvironmentConfig",
+    "Executor",
+    "ExecutorKind",
+    "InProcessExecutor",
+    # the wire
+    "CancelTask",
+    "Delivery",
+    "Heartbeat",
+    "LogRecord",
+    "NormalizedError",
+    "RunTask",
+    "Shutdown",
+    "TaskCancelled",
+    "TaskError",
+    "TaskResult",
+    "TaskStarted",
+    "decode_json",
+    "decode_msgpack",
+    "encode_json",
+    "encode_msgpack",
+    # security
+    "FrameRejectedError",
+    "LineCodec",
+    "Security",
+    "is_loopback_host",
+    "security_from_config",
 ]
 
 #: The pluggy project name; Wove's hooks never mix with another project's.

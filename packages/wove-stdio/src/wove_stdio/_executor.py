@@ -1,7 +1,7 @@
 """The ``stdio`` executor: a pool of worker processes that speak signed JSON lines.
 
 Each worker is ``python -m wove.stdio_worker`` (or the configured ``command``). Commands go to
-its stdin and events come back on its stdout, one :class:`~wove._security.LineCodec` line each,
+its stdin and events come back on its stdout, one :class:`~wove.plugins.LineCodec` line each,
 signed with a secret made fresh for this executor and handed to the workers in their
 environment. Nothing a worker writes is passed on before its signature has been verified.
 """
@@ -13,29 +13,30 @@ import contextlib
 import dataclasses
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal
 
-from wove import Executor, InvalidOptionError, WeaveUsageError, WoveError
-from wove._errors import FrameRejectedError
-from wove._executor import ExecutorKind
-from wove._frames import (
-    TERMINAL_EVENTS,
+from wove import InvalidOptionError, WeaveUsageError, WoveError
+from wove.plugins import (
     CancelTask,
+    Executor,
+    ExecutorKind,
+    FrameRejectedError,
     Heartbeat,
+    LineCodec,
     LogRecord,
     NormalizedError,
     RunTask,
+    Security,
     Shutdown,
     TaskCancelled,
     TaskError,
     TaskResult,
     TaskStarted,
-    new_run_id,
 )
-from wove._security import LineCodec, Security
 
 __all__ = ["StdioExecutor", "StdioSettings", "StdioWorkerStartError", "default_processes"]
 
@@ -49,6 +50,7 @@ STOP_TIMEOUT_SECONDS: Final = 5.0
 EXIT_TIMEOUT_SECONDS: Final = 5.0
 DEFAULT_START_TIMEOUT_SECONDS: Final = 30.0
 
+TERMINAL_EVENTS: Final = (TaskResult, TaskError, TaskCancelled)
 _EVENTS: Final = (TaskStarted, TaskResult, TaskError, TaskCancelled, Heartbeat, LogRecord)
 _STOPPED: Final = object()  # queued by stop() to wake and end every pending recv()
 _PROBE_TASK: Final = "wove-stdio-probe"
@@ -575,7 +577,7 @@ class StdioExecutor(Executor):
         assert self._spawn_lock is not None
         async with self._spawn_lock:
             worker = await self._spawn()
-        run_id = new_run_id(_PROBE_TASK)
+        run_id = f"{_PROBE_TASK}-{secrets.token_hex(10)}"
         answered: asyncio.Future[Any] = self._loop.create_future()
         self._probes[run_id] = (worker, answered)
         reason = "starting a stdio worker"

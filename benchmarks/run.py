@@ -1,14 +1,16 @@
 """Run the Wove benchmarks and print µs per task against each workload's floor.
 
-    python benchmarks/run.py [--quick] [--json PATH] [--peer] [--no-memory]
+    python benchmarks/run.py [--quick] [--json PATH] [--peer] [--no-memory] [--only KEY]
 
 The engine in this checkout is measured in a fresh subprocess of the current interpreter, with
-``packages/wove-core/src`` and ``packages/wove-local/src`` first on ``PYTHONPATH``; the
-interpreter must have both distributions installed (editable) so the ``local`` executor's entry
-point is found, as in ``hatch run bench:run``. With ``--peer``, the same workloads also run in a
-subprocess of a cached virtualenv holding ``wove==2.0.3`` (``benchmarks/.peer-venv``, created on
-first use), so the table gains a "2.0.3" column. Each engine measures its own floors in its own
-process; ratios are always to the floor measured in the same run. DESIGN.md §7 holds the targets.
+``packages/wove-core/src``, ``packages/wove-local/src`` and ``packages/wove-stdio/src`` first on
+``PYTHONPATH``; the interpreter must have those distributions installed (editable) so the
+``local`` and ``stdio`` executors' entry points are found, as in ``hatch run bench:run``. With
+``--peer``, the same workloads also run in a subprocess of a cached virtualenv holding
+``wove[dispatch]==2.0.3`` (``benchmarks/.peer-venv``, created on first use), so the tables gain
+"2.0.3" columns. Each engine measures its own floors in its own process; ratios are always to the
+floor measured in the same run. DESIGN.md §7 holds the targets. ``--only stdio`` runs the
+out-of-process (``stdio-*``) workloads only.
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKLOADS = HERE / "workloads.py"
-ENGINE_SOURCES = [ROOT / "packages" / "wove-core" / "src", ROOT / "packages" / "wove-local" / "src"]
+ENGINE_SOURCES = [
+    ROOT / "packages" / name / "src" for name in ("wove-core", "wove-local", "wove-stdio")
+]
 PEER_VERSION = "2.0.3"
+#: The dispatch extra brings cloudpickle, which 2.0.3's stdio executor needs.
+PEER_REQUIREMENT = f"wove[dispatch]=={PEER_VERSION}"
+#: Workloads whose key starts with this are out of process and get their own table.
+STDIO_PREFIX = "stdio-"
 PEER_VENV = HERE / ".peer-venv"
 MEMORY_SIZES = (100_000, 1_000_000)
 #: Bytes per item may grow this much from the small to the large size and still be "linear".
@@ -51,17 +59,18 @@ def peer_python() -> Path:
 
 
 def ensure_peer_venv() -> Path:
-    """Create ``benchmarks/.peer-venv`` with ``wove==2.0.3`` once; reuse it afterwards."""
+    """Create ``benchmarks/.peer-venv`` with ``wove[dispatch]==2.0.3`` once; reuse it afterwards.
+
+    A venv made for another requirement (an older one without the dispatch extra) is rebuilt.
+    """
     python = peer_python()
-    marker = PEER_VENV / f"wove-{PEER_VERSION}.installed"
-    if python.exists() and marker.exists():
+    marker = PEER_VENV / "requirement.installed"
+    if python.exists() and marker.exists() and marker.read_text().strip() == PEER_REQUIREMENT:
         return python
-    print(f"creating {PEER_VENV.relative_to(ROOT)} with wove=={PEER_VERSION} ...", file=sys.stderr)
+    print(f"creating {PEER_VENV.relative_to(ROOT)} with {PEER_REQUIREMENT} ...", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", f"wove=={PEER_VERSION}"], check=True
-    )
-    marker.write_text(f"wove=={PEER_VERSION}\n")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", PEER_REQUIREMENT], check=True)
+    marker.write_text(f"{PEER_REQUIREMENT}\n")
     return python
 
 
@@ -125,14 +134,33 @@ def _target_text(result: dict[str, Any]) -> str:
     target = result.get("target")
     if target is None:
         return "report only"
+    if result.get("target_kind") == "speedup":
+        return f"≥ {target:g}x vs {PEER_VERSION}"
     return f"≤ {target:g} ms" if result["unit"].startswith("ms") else f"≤ {target:g}x"
 
 
-def verdict(result: dict[str, Any]) -> str:
-    """'yes', 'NO' or '—' for one result against its DESIGN §7 target."""
+def speedup(result: dict[str, Any] | None, peer_result: dict[str, Any] | None) -> float | None:
+    """How many times faster this engine ran a workload than 2.0.3 (same unit, same work)."""
+    if not result or not peer_result or "error" in result or "error" in peer_result:
+        return None
+    if not result["value"]:
+        return None
+    return float(peer_result["value"]) / float(result["value"])
+
+
+def verdict(result: dict[str, Any], peer_result: dict[str, Any] | None = None) -> str:
+    """'yes', 'NO' or '—' for one result against its DESIGN §7 target.
+
+    A speed-up target is judged only with the 2.0.3 figure of the same run (``--peer``).
+    """
     target = result.get("target")
     if target is None or "error" in result:
         return "—"
+    if result.get("target_kind") == "speedup":
+        factor = speedup(result, peer_result)
+        if factor is None:
+            return "—"
+        return "yes" if factor >= target else "NO"
     measured = result["value"] if result["floor"] is None else _ratio(result)
     return "yes" if measured is not None and measured <= target else "NO"
 
@@ -146,12 +174,18 @@ def _cell(result: dict[str, Any] | None, unit: str) -> tuple[str, str]:
     return _number(result["value"], unit), ("—" if ratio is None else f"{ratio:.2f}x")
 
 
+def is_stdio(key: str) -> bool:
+    return key.startswith(STDIO_PREFIX)
+
+
 def timing_table(new: dict[str, Any], peer: dict[str, Any] | None) -> list[list[str]]:
     header = ["workload", "unit", "new", "floor", "new/floor", "target", "met"]
     if peer is not None:
         header += [f"{PEER_VERSION}", f"{PEER_VERSION}/floor"]
     rows = [header]
     for key, result in new["results"].items():
+        if is_stdio(key):
+            continue
         unit = result["unit"]
         value, ratio = _cell(result, unit)
         floor = None if "error" in result else result.get("floor")
@@ -159,6 +193,62 @@ def timing_table(new: dict[str, Any], peer: dict[str, Any] | None) -> list[list[
         row.append(verdict(result))
         if peer is not None:
             row += list(_cell(peer["results"].get(key), unit))
+        rows.append(row)
+    return rows
+
+
+def _per_weave_ms(result: dict[str, Any] | None) -> float | None:
+    if not result or "error" in result:
+        return None
+    return float(result["value"]) * int(result["tasks"]) / 1_000
+
+
+def _stdio_cells(result: dict[str, Any] | None) -> list[str]:
+    """ms per weave, µs per item, floor (µs per item) and the ratio to it."""
+    if result is None:
+        return ["", "", "", ""]
+    if "error" in result:
+        return ["error", "", "", ""]
+    ratio = _ratio(result)
+    return [
+        _number(_per_weave_ms(result), "ms"),
+        _number(result["value"], "µs"),
+        _number(result.get("floor"), "µs"),
+        "—" if ratio is None else f"{ratio:.2f}x",
+    ]
+
+
+def _cold_cells(result: dict[str, Any] | None) -> list[str]:
+    if result is None or "cold_ms" not in result:
+        return ["", "", "", ""]
+    return [_number(float(result["cold_ms"]), "ms"), "—", "—", "—"]
+
+
+def stdio_table(new: dict[str, Any], peer: dict[str, Any] | None) -> list[list[str]]:
+    """The out-of-process workloads: per weave and per item, against the echo floor and 2.0.3."""
+    header = ["workload", "new ms/weave", "µs/item", "floor µs/item", "new/floor", "target", "met"]
+    if peer is not None:
+        header += [f"{PEER_VERSION} ms/weave", "µs/item", f"{PEER_VERSION}/floor", "speed-up"]
+    rows = [header]
+    for key, result in new["results"].items():
+        if not is_stdio(key):
+            continue
+        peer_result = None if peer is None else peer["results"].get(key)
+        if "cold_ms" in result:
+            row = ["stdio cold start (first weave of the next row)", *_cold_cells(result)]
+            row += ["report only", "—"]
+            if peer is not None:
+                row += [*_cold_cells(peer_result)[:3], ""]
+            rows.append(row)
+        row = [result["title"], *_stdio_cells(result), _target_text(result)]
+        judged = verdict(result, peer_result)
+        if judged == "—" and result.get("target_kind") == "speedup" and "error" not in result:
+            judged = "needs --peer"
+        row.append(judged)
+        if peer is not None:
+            factor = speedup(result, peer_result)
+            row += _stdio_cells(peer_result)[0:2] + _stdio_cells(peer_result)[3:]
+            row.append("—" if factor is None else f"{factor:.1f}x")
         rows.append(row)
     return rows
 
@@ -286,11 +376,18 @@ def main(argv: list[str] | None = None) -> int:
         f"load {' '.join(f'{x:.2f}' for x in info['loadavg'])}"
     )
     print(f"new engine: {new['engine']['file']} ({new['engine']['version']})")
-    rounds = "3 rounds" if args.quick else "7 rounds (5 for latency)"
+    rounds = "3 rounds" if args.quick else "7 rounds (5 for latency and stdio)"
     print(f"median of {rounds}; µs per task, item or link unless marked ms")
-    if new["results"]:
+    in_process = [key for key in new["results"] if not is_stdio(key)]
+    out_of_process = [key for key in new["results"] if is_stdio(key)]
+    if in_process:
         print()
         print(render(timing_table(new, peer), text_columns=2))
+    if out_of_process:
+        print("\nout of process: stdio environments (floor: bare JSON-lines echo over pipes)\n")
+        print(render(stdio_table(new, peer), text_columns=1))
+        if peer is not None:
+            print(f"speed-up: {PEER_VERSION}'s time / the new engine's, for the same weave.")
     if peer is not None and peer["results"]:
         print(f"\n{PEER_VERSION}/floor uses the floor measured in the {PEER_VERSION} process.")
     if memory:
@@ -300,10 +397,26 @@ def main(argv: list[str] | None = None) -> int:
         print(render(rows))
         for note in notes:
             print(note)
-    missed = [result["title"] for result in new["results"].values() if verdict(result) == "NO"]
+    verdicts = {
+        key: verdict(result, None if peer is None else peer["results"].get(key))
+        for key, result in new["results"].items()
+    }
+    report["verdicts"] = verdicts
+    if peer is not None:
+        report["speedups"] = {
+            key: speedup(result, peer["results"].get(key)) for key, result in new["results"].items()
+        }
+    missed = [new["results"][key]["title"] for key, met in verdicts.items() if met == "NO"]
     if memory and not memory_met(memory, "new"):
         missed.append("memory")
     print(f"\nmissed targets: {', '.join(missed) if missed else 'none'}")
+    unjudged = [
+        new["results"][key]["title"]
+        for key, met in verdicts.items()
+        if met == "—" and new["results"][key].get("target_kind") == "speedup"
+    ]
+    if unjudged:
+        print(f"not judged without --peer: {', '.join(unjudged)}")
 
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -11,6 +11,7 @@ Usage::
     python benchmarks/workloads.py --json [--quick]     # all timed workloads, JSON on stdout
     python benchmarks/workloads.py --memory wove 1000000  # one memory probe, JSON on stdout
     python benchmarks/workloads.py --profile async_fanout # cProfile of one workload's wove side
+    python benchmarks/workloads.py --stdio-cpu stdio-per-task-vs-echo  # CPU per item, by process
 
 Method: every workload has a *wove* operation and a *floor* operation doing the same work with
 plain asyncio or ``concurrent.futures``. Both are warmed up, then timed alternately for
@@ -18,17 +19,30 @@ plain asyncio or ``concurrent.futures``. Both are warmed up, then timed alternat
 ``inner`` back-to-back operations with ``time.perf_counter_ns`` and divides by the number of
 tasks. The figure reported is the median round. Garbage is collected before each round; the
 collector stays enabled while timing, as it would in an application.
+
+The ``stdio-*`` workloads route tasks to a ``stdio`` environment (worker processes speaking JSON
+lines over pipes); they use ``wove.config(environments=...)``, which both engines have, and run
+last, so the configuration never touches the in-process workloads. Their floor, where they have
+one, is a bare JSON-lines echo over asyncio subprocess pipes to plain Python children started
+once. ``stdio-mapped-200`` and ``stdio-one-task`` have no in-process floor: they are compared with
+wove 2.0.3 (``run.py --peer``), which spawns a worker per weave. The first weave on a stdio
+environment starts its workers; ``stdio-mapped-200`` times it apart (``cold_ms``) before warming
+up, and no timed round includes a start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import json
+import os
 import platform
+import re
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -43,6 +57,17 @@ MAPPED_ITEMS = 10_000
 CRITICAL_FIRST_SECONDS = 0.010
 CRITICAL_SIBLING_SECONDS = 0.300
 MEMORY_WORKERS = 64
+STDIO_MAPPED_ITEMS = 200
+STDIO_ECHO_ITEMS = 2000
+#: Bytes per echo line, newline included: about what Wove writes for one trivial mapped item
+#: (a signed ``run_task`` line carrying a ~520-byte pickled closure is ~960 bytes).
+STDIO_LINE_BYTES = 1000
+STDIO_ENV_2 = "bench-stdio-2"
+STDIO_ENV_1 = "bench-stdio-1"
+STDIO_ENVIRONMENTS = {
+    STDIO_ENV_2: {"executor": "stdio", "executor_config": {"processes": 2}},
+    STDIO_ENV_1: {"executor": "stdio", "executor_config": {"processes": 1}},
+}
 
 Operation = Callable[[], object]
 
@@ -264,6 +289,159 @@ def critical_path_sync() -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# Out of process: stdio environments, and the bare JSON-lines echo they are compared with.
+# --------------------------------------------------------------------------------------------
+
+_stdio_configured = False
+
+
+def _configure_stdio() -> None:
+    """Add the stdio environments once, just before the first stdio workload runs.
+
+    wove 2.0.3 ignores ``processes`` (it spawns one worker per weave and environment).
+    """
+    global _stdio_configured
+    if not _stdio_configured:
+        import wove
+
+        wove.config(environments=STDIO_ENVIRONMENTS)
+        _stdio_configured = True
+
+
+def _stdio_map(items: int, environment: str) -> None:
+    _configure_stdio()
+    with weave() as w:
+
+        @w.do(range(items), environment=environment)
+        def f(i: int) -> int:
+            return i
+
+    assert w.result.f == list(range(items))
+
+
+def stdio_mapped_wove() -> None:
+    _stdio_map(STDIO_MAPPED_ITEMS, STDIO_ENV_2)
+
+
+def stdio_one_task_wove() -> None:
+    _configure_stdio()
+    with weave() as w:
+
+        @w.do(environment=STDIO_ENV_2)
+        def one() -> int:
+            return 1
+
+    assert w.result.one == 1
+
+
+def stdio_echo1_wove() -> None:
+    _stdio_map(STDIO_ECHO_ITEMS, STDIO_ENV_1)
+
+
+def stdio_echo2_wove() -> None:
+    _stdio_map(STDIO_ECHO_ITEMS, STDIO_ENV_2)
+
+
+_ECHO_CHILD = """\
+import sys
+source, sink = sys.stdin.buffer, sys.stdout.buffer
+for line in source:
+    sink.write(line)
+    sink.flush()
+"""
+_echo_loop: asyncio.AbstractEventLoop | None = None
+_echo_children: list[asyncio.subprocess.Process] = []
+
+
+def _echo_payloads(count: int) -> list[dict[str, Any]]:
+    """JSON-able records that encode to :data:`STDIO_LINE_BYTES` bytes with their newline."""
+    bare = len(json.dumps({"run_id": f"echo-{count:06d}", "pad": ""})) + 1
+    pad = "x" * (STDIO_LINE_BYTES - bare)
+    return [{"run_id": f"echo-{i:06d}", "pad": pad} for i in range(count)]
+
+
+_ECHO_PAYLOADS = _echo_payloads(STDIO_ECHO_ITEMS)
+
+
+def _echo_processes(
+    count: int,
+) -> tuple[asyncio.AbstractEventLoop, list[asyncio.subprocess.Process]]:
+    """The first ``count`` echo children, started once on a loop kept for them."""
+    global _echo_loop
+    if _echo_loop is None:
+        _echo_loop = asyncio.new_event_loop()
+        atexit.register(_close_echo_children)
+    loop = _echo_loop
+    while len(_echo_children) < count:
+        start = asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _ECHO_CHILD,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        _echo_children.append(loop.run_until_complete(start))
+    return loop, _echo_children[:count]
+
+
+def _close_echo_children() -> None:
+    loop = _echo_loop
+    if loop is None or loop.is_closed():
+        return
+
+    async def close() -> None:
+        for child in _echo_children:
+            assert child.stdin is not None
+            child.stdin.close()
+        await asyncio.gather(*(child.wait() for child in _echo_children))
+
+    loop.run_until_complete(close())
+    _echo_children.clear()
+    loop.close()
+
+
+async def _echo_round(children: list[asyncio.subprocess.Process]) -> None:
+    """Send every line and read every reply, pipelined as Wove does a mapped task's items.
+
+    The lines are written back to back (draining as any sender must) while the replies are read
+    concurrently: 2 MB do not fit in two pipe buffers, so "write all, then read all" would stall.
+    The lines are dealt round-robin over the children; each reply is parsed as JSON.
+    """
+    width = len(children)
+    replies: list[str] = []
+
+    async def send(child: asyncio.subprocess.Process, payloads: list[dict[str, Any]]) -> None:
+        stdin = child.stdin
+        assert stdin is not None
+        for payload in payloads:
+            stdin.write(json.dumps(payload).encode() + b"\n")
+            await stdin.drain()
+
+    async def receive(child: asyncio.subprocess.Process, count: int) -> None:
+        stdout = child.stdout
+        assert stdout is not None
+        for _ in range(count):
+            replies.append(json.loads(await stdout.readline())["run_id"])
+
+    shares = [_ECHO_PAYLOADS[index::width] for index in range(width)]
+    await asyncio.gather(
+        *(send(child, share) for child, share in zip(children, shares, strict=True)),
+        *(receive(child, len(share)) for child, share in zip(children, shares, strict=True)),
+    )
+    assert len(replies) == STDIO_ECHO_ITEMS
+
+
+def stdio_echo1_floor() -> None:
+    loop, children = _echo_processes(1)
+    loop.run_until_complete(_echo_round(children))
+
+
+def stdio_echo2_floor() -> None:
+    loop, children = _echo_processes(2)
+    loop.run_until_complete(_echo_round(children))
+
+
+# --------------------------------------------------------------------------------------------
 # Measuring
 # --------------------------------------------------------------------------------------------
 
@@ -276,8 +454,15 @@ class Workload:
     floor: Operation | None
     tasks: int  # tasks (or items, or links) per operation
     inner: int  # operations per timed round
-    target: float | None  # ratio to the floor, or milliseconds for latency workloads
+    target: float | None  # see target_kind
     unit: str = "µs/task"
+    #: "ratio": value / floor <= target; "latency": value (ms) <= target; "speedup": wove 2.0.3's
+    #: value / this engine's value >= target, judged by run.py when it has both (``--peer``).
+    target_kind: str = "ratio"
+    #: Time the very first operation apart, before the warm-up, as ``cold_ms``.
+    cold: bool = False
+    #: Rounds instead of the run's default (the stdio workloads take 5, or 3 with --quick).
+    rounds: int | None = None
 
 
 WORKLOADS: list[Workload] = [
@@ -354,6 +539,7 @@ WORKLOADS: list[Workload] = [
         1,
         1.0,
         "ms late",
+        target_kind="latency",
     ),
     Workload(
         "critical_path_sync",
@@ -364,6 +550,55 @@ WORKLOADS: list[Workload] = [
         1,
         1.0,
         "ms late",
+        target_kind="latency",
+    ),
+    # Out of process. stdio-mapped-200 comes first: its first weave is the one that starts the
+    # workers of STDIO_ENV_2, and it is timed apart as the cold start.
+    Workload(
+        "stdio-mapped-200",
+        "stdio mapped 200, processes=2",
+        stdio_mapped_wove,
+        None,
+        STDIO_MAPPED_ITEMS,
+        1,
+        5.0,
+        "µs/item",
+        target_kind="speedup",
+        cold=True,
+        rounds=5,
+    ),
+    Workload(
+        "stdio-one-task",
+        "stdio one task, processes=2",
+        stdio_one_task_wove,
+        None,
+        1,
+        20,
+        None,
+        "µs/weave",
+        rounds=5,
+    ),
+    Workload(
+        "stdio-per-task-vs-echo",
+        "stdio 2000 mapped, processes=1, vs 1 echo child",
+        stdio_echo1_wove,
+        stdio_echo1_floor,
+        STDIO_ECHO_ITEMS,
+        1,
+        1.5,
+        "µs/item",
+        rounds=5,
+    ),
+    Workload(
+        "stdio-per-task-vs-echo-2proc",
+        "stdio 2000 mapped, processes=2, vs 2 echo children",
+        stdio_echo2_wove,
+        stdio_echo2_floor,
+        STDIO_ECHO_ITEMS,
+        1,
+        1.5,
+        "µs/item",
+        rounds=5,
     ),
 ]
 
@@ -386,41 +621,59 @@ def _latency_round(operation: Operation) -> float:
     return seconds * 1_000
 
 
+def _describe(workload: Workload) -> dict[str, Any]:
+    return {
+        "title": workload.title,
+        "unit": workload.unit,
+        "target": workload.target,
+        "target_kind": workload.target_kind,
+        "tasks": workload.tasks,
+    }
+
+
 def measure(workload: Workload, repetitions: int, warmup: int) -> dict[str, Any]:
-    if workload.floor is None:
+    if workload.target_kind == "latency":
         for _ in range(warmup):
             workload.wove()
         samples = [_latency_round(workload.wove) for _ in range(repetitions)]
         return {
-            "title": workload.title,
-            "unit": workload.unit,
+            **_describe(workload),
             "value": statistics.median(samples),
             "samples": samples,
             "floor": None,
             "floor_samples": [],
-            "target": workload.target,
         }
+    cold: dict[str, float] = {}
+    if workload.cold:  # the first operation in this process, timed before any warm-up
+        cold["cold_ms"] = _time_round(workload.wove, 1, 1) / 1_000
+    operations = [workload.wove] if workload.floor is None else [workload.wove, workload.floor]
     for _ in range(warmup):
         for _ in range(workload.inner):
-            workload.wove()
-            workload.floor()
+            for operation in operations:
+                operation()
     wove_samples: list[float] = []
     floor_samples: list[float] = []
     for repetition in range(repetitions):
-        pair = [(workload.wove, wove_samples), (workload.floor, floor_samples)]
+        pair = [(workload.wove, wove_samples)]
+        if workload.floor is not None:
+            pair.append((workload.floor, floor_samples))
         if repetition % 2:
             pair.reverse()
         for operation, samples in pair:
             samples.append(_time_round(operation, workload.inner, workload.tasks))
     return {
-        "title": workload.title,
-        "unit": workload.unit,
+        **_describe(workload),
+        **cold,
         "value": statistics.median(wove_samples),
         "samples": wove_samples,
-        "floor": statistics.median(floor_samples),
+        "floor": statistics.median(floor_samples) if floor_samples else None,
         "floor_samples": floor_samples,
-        "target": workload.target,
     }
+
+
+def selected(key: str, only: list[str] | None) -> bool:
+    """Whether ``--only`` picks ``key``: by its name, or by a group prefix (``stdio``)."""
+    return not only or any(key == name or key.startswith(f"{name}-") for name in only)
 
 
 def engine_info() -> dict[str, Any]:
@@ -449,19 +702,19 @@ def run_all(quick: bool, only: list[str] | None) -> dict[str, Any]:
     warmup = 1 if quick else 2
     results: dict[str, Any] = {}
     for workload in WORKLOADS:
-        if only and workload.key not in only:
+        if not selected(workload.key, only):
             continue
         reps = repetitions
-        if workload.floor is None:  # each round sleeps 0.3 s; fewer rounds suffice
+        if workload.target_kind == "latency":  # each round sleeps 0.3 s; fewer rounds suffice
             reps = 3 if quick else 5
+        elif workload.rounds is not None:
+            reps = min(workload.rounds, repetitions)
         try:
             results[workload.key] = measure(workload, reps, warmup)
         except Exception as error:  # report and go on: one broken workload is not the run
             results[workload.key] = {
-                "title": workload.title,
-                "unit": workload.unit,
+                **_describe(workload),
                 "error": f"{type(error).__name__}: {error}",
-                "target": workload.target,
             }
         print(f"  {workload.title}: done", file=sys.stderr, flush=True)
     return {"engine": engine_info(), "quick": quick, "results": results}
@@ -517,6 +770,96 @@ def memory_probe(kind: str, items: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Where the CPU goes in a stdio workload: this process by thread, and the workers by thread.
+# --------------------------------------------------------------------------------------------
+
+
+def _thread_group(name: str) -> str:
+    """``ThreadPoolExecutor-0_3`` -> ``ThreadPoolExecutor``: pool threads are summed together."""
+    return re.sub(r"([-_]\d+)+$", "", name) or name
+
+
+def _proc_cpu(path: str) -> float | None:
+    """utime + stime in seconds from a ``/proc/.../stat`` file; ``None`` once it is gone."""
+    try:
+        with open(path) as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _live_worker_pids() -> list[int]:
+    """The pids of the new engine's stdio workers (private API; 2.0.3 has none between weaves)."""
+    try:
+        from wove import _environments
+    except ImportError:
+        return []
+    pids: list[int] = []
+    for resolved in list(_environments._resolved.values()):
+        pids += getattr(resolved.executor, "pids", ())
+    return pids
+
+
+def _cpu_snapshot() -> dict[str, float]:
+    """CPU seconds so far: per thread of this process, per thread of each live worker, reaped
+    children, and this process's total."""
+    import resource
+
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    snapshot: dict[str, float] = {"parent total": time.process_time()}
+    for tid in os.listdir("/proc/self/task"):
+        seconds = _proc_cpu(f"/proc/self/task/{tid}/stat")
+        if seconds is not None:
+            snapshot[f"parent {tid} {names.get(int(tid), '?')}"] = seconds
+    for pid in _live_worker_pids():
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            seconds = _proc_cpu(f"/proc/{pid}/task/{tid}/stat")
+            if seconds is not None:
+                role = "event loop" if int(tid) == pid else "other threads"
+                snapshot[f"worker {pid} {tid} {role}"] = seconds
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    snapshot["reaped children"] = children.ru_utime + children.ru_stime
+    return snapshot
+
+
+def stdio_cpu(key: str, weaves: int) -> None:
+    """Print wall and CPU time per item of ``weaves`` warm weaves of a stdio workload."""
+    workload = next((w for w in WORKLOADS if w.key == key), None)
+    if workload is None or not key.startswith("stdio-"):
+        stdio = [w.key for w in WORKLOADS if w.key.startswith("stdio-")]
+        raise SystemExit(f"--stdio-cpu takes a stdio workload, one of {stdio}")
+    for _ in range(2):  # start the workers, warm the caches
+        workload.wove()
+    gc.collect()
+    before = _cpu_snapshot()
+    started = time.perf_counter()
+    for _ in range(weaves):
+        workload.wove()
+    wall = time.perf_counter() - started
+    after = _cpu_snapshot()
+    items = weaves * workload.tasks
+    groups: dict[str, float] = {}
+    for name, seconds in after.items():
+        spent = seconds - before.get(name, 0.0)
+        if name.startswith("parent ") and name != "parent total":
+            name = "parent thread " + _thread_group(name.split(" ", 2)[2])
+        elif name.startswith("worker "):
+            name = "workers, " + name.split(" ", 3)[3]
+        groups[name] = groups.get(name, 0.0) + spent
+    print(f"{key}: {weaves} weaves of {workload.tasks} items, {wall:.2f} s wall")
+    print(f"{'':32} {'s':>8} {'µs/item':>9}")
+    print(f"{'wall':32} {wall:8.2f} {wall / items * 1e6:9.1f}")
+    workers = sum(seconds for name, seconds in groups.items() if name.startswith("workers"))
+    workers += groups.get("reaped children", 0.0)
+    ordered = sorted(groups.items(), key=lambda pair: (not pair[0].startswith("parent"), pair[0]))
+    for name, seconds in [*ordered, ("workers total", workers)]:
+        print(f"{name:32} {seconds:8.2f} {seconds / items * 1e6:9.1f}")
+    print(f"(/proc figures tick every {1 / os.sysconf('SC_CLK_TCK') * 1e3:.0f} ms)")
+
+
+# --------------------------------------------------------------------------------------------
 # Profiling
 # --------------------------------------------------------------------------------------------
 
@@ -548,6 +891,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", nargs=2, metavar=("KIND", "ITEMS"), help="one memory probe")
     parser.add_argument("--profile", metavar="KEY", help="cProfile the wove side of a workload")
     parser.add_argument("--top", type=int, default=15, help="rows of profile output")
+    parser.add_argument(
+        "--stdio-cpu", metavar="KEY", help="CPU per item of a stdio workload, by process and thread"
+    )
+    parser.add_argument("--weaves", type=int, default=10, help="weaves timed by --stdio-cpu")
     parser.add_argument("--info", action="store_true", help="print only the engine's details")
     args = parser.parse_args(argv)
 
@@ -562,6 +909,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.profile:
         profile(args.profile, args.top)
+        return 0
+    if args.stdio_cpu:
+        stdio_cpu(args.stdio_cpu, args.weaves)
         return 0
     report = run_all(args.quick, args.only)
     if args.json:

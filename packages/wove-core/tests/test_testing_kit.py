@@ -10,11 +10,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import pytest
 
 import wove.testing
 from wove._delivery import dispatch_loop
+from wove._serializer import dumps
 from wove.testing import ExecutorConformance
 from wove.testing._bodies import (
     append_line,
@@ -49,13 +49,14 @@ _NO_PYTEST = textwrap.dedent(
 def _run_without_pytest(body: Any) -> str:
     completed = subprocess.run(
         [sys.executable, "-c", _NO_PYTEST],
-        input=cloudpickle.dumps(body),
+        input=dumps(body, "testing the conformance kit"),
         capture_output=True,
         check=False,
         timeout=60,
     )
     assert completed.returncode == 0, completed.stderr.decode()
-    return completed.stdout.decode().strip()
+    output: str = completed.stdout.decode().strip()
+    return output
 
 
 def test_import_wove_does_not_import_the_kit_or_pytest() -> None:

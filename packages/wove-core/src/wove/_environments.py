@@ -9,6 +9,7 @@ more than a dictionary lookup once its environment is resolved.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import threading
 from typing import Any
@@ -33,6 +34,8 @@ class ResolvedEnvironment:
     started: bool = False
     #: Submits runs and routes events for an out-of-process executor (``None`` in process).
     dispatcher: Dispatcher | None = None
+    _starting: concurrent.futures.Future[None] | None = None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @property
     def name(self) -> str:
@@ -51,10 +54,30 @@ class ResolvedEnvironment:
             return
         if self.dispatcher is None:
             await self.executor.start(self.name, self.config.executor_config, run_config)
-        else:
-            starting = self.dispatcher.start(self.config.executor_config, run_config)
-            await asyncio.wrap_future(dispatch_loop.run(starting))
+            self.started = True
+            return
+        starting = self.begin_start(run_config)
+        try:
+            await asyncio.wrap_future(starting)
+        except BaseException:
+            with self._lock:
+                if self._starting is starting:
+                    self._starting = None  # let a later weave try again
+            raise
         self.started = True
+
+    def begin_start(self, run_config: dict[str, Any]) -> concurrent.futures.Future[None]:
+        """Start an out-of-process executor in the background (once) and return its future.
+
+        A weave kicks this off as it begins, so worker processes or connections come up while
+        its local tasks already run; each remote run awaits it before anything is submitted.
+        """
+        assert self.dispatcher is not None
+        with self._lock:
+            if self._starting is None:
+                starting = self.dispatcher.start(self.config.executor_config, run_config)
+                self._starting = dispatch_loop.run(starting)
+            return self._starting
 
     def require_dispatch(self) -> None:
         """Fail before anything is submitted when the dispatch serializer is missing."""

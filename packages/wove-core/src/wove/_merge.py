@@ -99,7 +99,6 @@ async def _amerge(
         name = chain[-1]
         is_async = inspect.iscoroutinefunction(func)
         if environment.dispatcher is not None:
-            await environment.ensure_started(run.run_config)
             if iterable is None:
                 return await run.remote_call(name, func, {}, settings, environment, is_async)
             items = list(enumerate(iterable))

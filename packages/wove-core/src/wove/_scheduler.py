@@ -17,10 +17,11 @@ import collections
 import concurrent.futures
 import contextvars
 import functools
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from ._delivery import (
     InFlightLimit,
@@ -46,6 +47,8 @@ active_run: contextvars.ContextVar[WeaveRun | None] = contextvars.ContextVar(
 )
 
 _perf = time.perf_counter
+
+T = TypeVar("T")
 
 _REMOTE_REASON = "sending a task to another process"
 
@@ -118,7 +121,10 @@ class WeaveRun:
         try:
             self._context = contextvars.copy_context()
             for environment in {id(e): e for e in self.environments.values()}.values():
-                await environment.ensure_started(self.run_config)
+                if environment.dispatcher is None:
+                    await environment.ensure_started(self.run_config)
+                elif not environment.started:
+                    environment.begin_start(self.run_config)  # remote runs await it
             if self._remaining == 0:
                 return
             self._done = loop.create_future()
@@ -255,9 +261,22 @@ class WeaveRun:
                 limit=limit,
             )
 
-        if settings.retries == 0 and settings.timeout is None:
-            return submit()
-        return run_async_attempts(name, submit, settings)
+        return self._after_start(
+            environment,
+            submit()
+            if settings.retries == 0 and settings.timeout is None
+            else run_async_attempts(name, submit, settings),
+        )
+
+    async def _after_start(self, environment: ResolvedEnvironment, work: Awaitable[T]) -> T:
+        """Await the environment's start (outside any task timeout), then the work."""
+        try:
+            await environment.ensure_started(self.run_config)
+        except BaseException:
+            if inspect.iscoroutine(work):
+                work.close()  # never started: close it so it is not reported as un-awaited
+            raise
+        return await work
 
     def remote_map(
         self,
@@ -291,7 +310,8 @@ class WeaveRun:
                 limit=limit,
             )
 
-        return run_mapped(name, call_item, items, settings, is_async=True, pool=self.pool)
+        mapped = run_mapped(name, call_item, items, settings, is_async=True, pool=self.pool)
+        return self._after_start(environment, mapped)
 
     def _items_for(self, name: str, spec: TaskSpec, settings: TaskSettings) -> list[Any]:
         source = spec.map_source

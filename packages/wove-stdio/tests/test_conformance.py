@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 
 from wove._security import Security
-from wove.testing import ExecutorConformance
+from wove.testing import RemoteExecutorConformance
 from wove_stdio import StdioExecutor
 
 # Every test starts a fresh pool of worker processes: about a minute in all on a small machine.
 pytestmark = pytest.mark.slow
 
 
-class TestStdioConformance(ExecutorConformance):
+class TestStdioConformance(RemoteExecutorConformance):
     """The standard suite through real weaves, on a pool of two workers.
 
     Cancelled sync tasks are really stopped (their worker is recycled), so

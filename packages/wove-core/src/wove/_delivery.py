@@ -277,6 +277,13 @@ class Dispatcher:
             self._started = True
 
     async def stop(self) -> None:
+        if self._start_lock is not None:
+            async with self._start_lock:  # let a start in progress finish before stopping
+                await self._stop()
+        else:
+            await self._stop()
+
+    async def _stop(self) -> None:
         for task in (self._pump, self._watchdog):
             if task is not None:
                 task.cancel()

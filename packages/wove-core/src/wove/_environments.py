@@ -134,12 +134,16 @@ def resolve_environment(config: WoveConfig, name: str) -> ResolvedEnvironment:
     return found
 
 
-def _retire(environment: ResolvedEnvironment) -> None:
-    """Stop the executor of a replaced configuration, if it ever started."""
+def _retire(environment: ResolvedEnvironment, wait: bool = False) -> None:
+    """Stop the executor of a replaced configuration if it ever started (or is starting)."""
     dispatcher = environment.dispatcher
-    if dispatcher is not None and environment.started:
-        environment.started = False
-        dispatch_loop.run(dispatcher.stop())
+    if dispatcher is None or (environment._starting is None and not environment.started):
+        return
+    environment.started = False
+    environment._starting = None
+    stopping = dispatch_loop.run(dispatcher.stop())
+    if wait:
+        stopping.result(timeout=30)
 
 
 def reset_environments() -> None:
@@ -148,4 +152,4 @@ def reset_environments() -> None:
         retired = list(_resolved.values())
         _resolved.clear()
     for environment in retired:
-        _retire(environment)
+        _retire(environment, wait=True)

@@ -9,6 +9,7 @@ is stopped.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import inspect
 from collections.abc import Callable, Iterable
@@ -81,7 +82,15 @@ def merge(func: Callable[..., Any], iterable: Iterable[Any] | None = None, **opt
     coroutine = _amerge(run, func, iterable, checked, (*chain, label), depth)
     if asyncio._get_running_loop() is run.loop:
         return coroutine
-    return asyncio.run_coroutine_threadsafe(coroutine, run.loop).result()
+    future = asyncio.run_coroutine_threadsafe(coroutine, run.loop)
+    run.track_blocking_merge(future)
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:
+        raise WeaveUsageError(
+            "merge() was still waiting when its weave stopped (another task failed or the "
+            "weave was cancelled); its result is discarded"
+        ) from None
 
 
 async def _amerge(

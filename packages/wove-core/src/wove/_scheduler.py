@@ -18,6 +18,7 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -108,6 +109,8 @@ class WeaveRun:
         self._running: dict[str, asyncio.Future[Any] | concurrent.futures.Future[Any]] = {}
         self._skipped: set[str] = set()
         self._inbox: LoopInbox | None = None
+        self._blocking_merges: set[concurrent.futures.Future[Any]] = set()
+        self._merges_lock = threading.Lock()
         self._finished = False
         self._done: asyncio.Future[None] | None = None
         self._context: contextvars.Context | None = None
@@ -135,12 +138,34 @@ class WeaveRun:
         finally:
             active_run.reset(token)
             self._finished = True
+            self._release_blocking_merges()
             await self._cancel_running()
             self.result.cancelled.update(
                 name
                 for name in self.plan.order
                 if name not in self._results and name not in self.result._errors
             )
+
+    def track_blocking_merge(self, future: concurrent.futures.Future[Any]) -> None:
+        """Remember a merge a pool thread waits on, so the weave's end can release it."""
+        with self._merges_lock:
+            if self._finished:
+                future.cancel()
+                return
+            self._blocking_merges.add(future)
+        future.add_done_callback(self._forget_merge)
+
+    def _forget_merge(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._merges_lock:
+            self._blocking_merges.discard(future)
+
+    def _release_blocking_merges(self) -> None:
+        """Cancel merges still awaited by sync tasks: their loop is about to stop running."""
+        with self._merges_lock:
+            pending = list(self._blocking_merges)
+            self._blocking_merges.clear()
+        for future in pending:
+            future.cancel()
 
     async def _cancel_running(self) -> None:
         running = list(self._running.values())

@@ -1,13 +1,15 @@
 """The executor conformance suite: the standard tests every executor plugin runs.
 
-A plugin subclasses :class:`ExecutorConformance` in its ``tests/test_conformance.py`` and
+A plugin subclasses :class:`ExecutorConformance` (in-process executors) or
+:class:`RemoteExecutorConformance` (executors whose tasks leave the process) in its
+``tests/test_conformance.py`` and
 provides one fixture, ``environment``, with the environment definition to test; the suite runs
 real weaves against the real backend through it::
 
     import pytest
-    from wove.testing import ExecutorConformance
+    from wove.testing import RemoteExecutorConformance
 
-    class TestStdioConformance(ExecutorConformance):
+    class TestStdioConformance(RemoteExecutorConformance):
         @pytest.fixture
         def environment(self):
             return {"executor": "stdio", "executor_config": {"processes": 2}}
@@ -17,6 +19,6 @@ Importing this package imports pytest; ``import wove`` never imports it.
 
 from __future__ import annotations
 
-from ._conformance import ExecutorConformance
+from ._conformance import ExecutorConformance, RemoteExecutorConformance
 
-__all__ = ["ExecutorConformance"]
+__all__ = ["ExecutorConformance", "RemoteExecutorConformance"]

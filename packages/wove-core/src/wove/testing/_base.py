@@ -193,12 +193,19 @@ class ConformanceBase:
             return None, False
 
     def _stop_environment(self, name: str) -> None:
-        """Stop a started out-of-process executor and wait, so no worker outlives its test."""
+        """Stop an out-of-process executor and wait, so no worker outlives its test.
+
+        A weave may have begun starting the executor in the background and ended before
+        anything awaited it, so a start still in flight is waited out first.
+        """
         resolved = resolve_environment(current_config(), name)
         dispatcher = resolved.dispatcher
-        if dispatcher is None or not resolved.started:
+        if dispatcher is None:
             return
-        resolved.started = False
+        starting = getattr(resolved, "_starting", None)
+        if isinstance(starting, concurrent.futures.Future):
+            concurrent.futures.wait([starting], timeout=self.hang_guard_seconds)
+        resolved.started = False  # stopped here, so resetting the environments need not
         try:
             dispatch_loop.run(dispatcher.stop()).result(self.hang_guard_seconds)
         except concurrent.futures.TimeoutError:
@@ -215,9 +222,11 @@ def release_path(shared: Path) -> Path:
 
 
 def require_remote(runs_in_process: bool, feature: str) -> None:
-    """Skip the calling test for executors whose tasks stay in the test process."""
+    """Fail a remote-only test run against an in-process executor: wrong base class."""
     if runs_in_process:
-        pytest.skip(
-            f"{feature} applies only to executors whose tasks leave the process "
-            "(runs_in_process is False)"
+        pytest.fail(
+            f"{feature} applies only to executors whose tasks leave the process, but this "
+            "executor runs tasks in process: subclass ExecutorConformance instead of "
+            "RemoteExecutorConformance",
+            pytrace=False,
         )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ._failures import FailureConformance
 from ._remote import RemoteConformance
 from ._results import ResultConformance
 
-__all__ = ["ExecutorConformance"]
+__all__ = ["ExecutorConformance", "RemoteExecutorConformance"]
 
 
-class ExecutorConformance(ResultConformance, FailureConformance, RemoteConformance):
+class ExecutorConformance(ResultConformance, FailureConformance):
     """The standard tests an executor plugin runs against its real backend.
 
     Subclass it in the plugin's ``tests/test_conformance.py`` and give it one fixture,
@@ -45,9 +47,9 @@ class ExecutorConformance(ResultConformance, FailureConformance, RemoteConforman
         ``packages/wove-stdio/tests/test_conformance.py``::
 
             import pytest
-            from wove.testing import ExecutorConformance
+            from wove.testing import RemoteExecutorConformance
 
-            class TestStdioConformance(ExecutorConformance):
+            class TestStdioConformance(RemoteExecutorConformance):
                 @pytest.fixture
                 def environment(self):
                     return {"executor": "stdio", "executor_config": {"processes": 2}}
@@ -59,3 +61,19 @@ class ExecutorConformance(ResultConformance, FailureConformance, RemoteConforman
                 def security_of(self, environment_name):
                     return ...  # the Security its workers check frames with
     """
+
+    @pytest.fixture(autouse=True)
+    def _right_suite_for_the_executor(self, runs_in_process: bool) -> None:
+        if not runs_in_process and not isinstance(self, RemoteConformance):
+            pytest.fail(
+                "this executor runs tasks out of process: subclass RemoteExecutorConformance, "
+                "which adds the delivery and wire tests, instead of ExecutorConformance",
+                pytrace=False,
+            )
+
+
+class RemoteExecutorConformance(ExecutorConformance, RemoteConformance):
+    """:class:`ExecutorConformance` plus the tests only out-of-process executors can pass:
+    ``delivery_timeout``, heartbeats, a worker that dies, ``requeue``, ``delivery_max_in_flight``,
+    and forged and replayed frames. Out-of-process plugins subclass this one and implement
+    :meth:`send_raw` (or :meth:`asend_raw`) and :meth:`security_of`."""

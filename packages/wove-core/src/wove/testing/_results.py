@@ -182,9 +182,11 @@ class ResultConformance(ConformanceBase):
         sentinel = ["captured", "list"]
 
         # The calling tasks stay in the local default environment; merge() sends the work.
-        with self.weave(environment="default") as w:
+        # Each caller gets its own weave: a sync task blocked in merge() must not be stranded
+        # by a sibling that fails.
+        with self.weave(environment="default") as sync_weave:
 
-            @w.do
+            @sync_weave.do
             def from_sync() -> dict[str, Any]:
                 return {
                     "single": wove.merge(lambda: 21 * 2, environment=target),
@@ -192,7 +194,9 @@ class ResultConformance(ConformanceBase):
                     "same": wove.merge(lambda: sentinel, environment=target),
                 }
 
-            @w.do
+        with self.weave(environment="default") as async_weave:
+
+            @async_weave.do
             async def from_async() -> dict[str, Any]:
                 return {
                     "single": await wove.merge(lambda: 21 * 2, environment=target),
@@ -202,7 +206,7 @@ class ResultConformance(ConformanceBase):
                     "same": await wove.merge(lambda: sentinel, environment=target),
                 }
 
-        for merged in (w.result.from_sync, w.result.from_async):
+        for merged in (sync_weave.result.from_sync, async_weave.result.from_async):
             assert merged["single"] == 42
             assert merged["mapped"] == [101, 102, 103]
             assert merged["same"] == sentinel

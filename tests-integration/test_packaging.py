@@ -130,3 +130,67 @@ def test_dispatch_extra_brings_cloudpickle_without_importing_it(
 ) -> None:
     script = "import sys, wove; print('cloudpickle' in sys.modules); import cloudpickle"
     assert _run(installed / "bin" / "python", "-c", script, cwd=tmp_path).strip() == "False"
+
+
+NO_DISPATCH_SCRIPT = """
+import wove
+from wove import Executor, MissingDispatchFeatureError, weave
+
+started = []
+
+
+class Elsewhere(Executor):
+    kind = "process"
+
+    async def start(self, environment_name, environment_config, run_config):
+        started.append(environment_name)
+
+    async def send(self, frame):
+        raise AssertionError("nothing may be submitted")
+
+    async def recv(self):
+        raise AssertionError("nothing may be received")
+
+    async def stop(self):
+        pass
+
+
+wove.config(environments={"far": {"executor": Elsewhere()}})
+try:
+    with weave() as w:
+        @w.do(environment="far")
+        def task():
+            return 1
+except MissingDispatchFeatureError as error:
+    print(error)
+print("started:", started)
+"""
+
+
+@pytest.fixture(scope="module")
+def core_only(wheels: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with wove-core and wove-local but without the dispatch extra."""
+    env_dir = tmp_path_factory.mktemp("core-only")
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    version = next(w for w in wheels if w.name.startswith("wove_core-")).name.split("-")[1]
+    find_links = wheels[0].parent
+    requirement = f"wove-core=={version}"
+    _run(
+        python, "-m", "pip", "install", "--quiet", "--pre", "--find-links", find_links, requirement
+    )
+    return env_dir
+
+
+def test_remote_environment_without_dispatch_fails_before_anything_is_submitted(
+    core_only: Path, tmp_path: Path
+) -> None:
+    python = core_only / "bin" / "python"
+    assert (
+        _run(python, "-c", "import importlib.util as u; print(u.find_spec('cloudpickle'))").strip()
+        == "None"
+    )
+    output = _run(python, "-c", NO_DISPATCH_SCRIPT, cwd=tmp_path)
+    assert 'pip install "wove-core[dispatch]"' in output
+    assert "environment 'far'" in output
+    assert "started: []" in output

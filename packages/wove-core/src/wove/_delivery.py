@@ -129,6 +129,18 @@ class InFlightLimit:
     def in_flight(self) -> int:
         return self._count
 
+    def resize(self, limit: int) -> None:
+        """Change the cap; a larger one admits waiters now, a smaller one as runs finish."""
+        with self._lock:
+            grow = max(0, limit - self.limit)
+            self.limit = limit
+        for _ in range(grow):
+            with self._lock:
+                if not self._waiters:
+                    return
+                self._count += 1
+            self.release()
+
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -152,6 +164,9 @@ class InFlightLimit:
 
     def release(self) -> None:
         with self._lock:
+            if self._count > self.limit:  # the cap shrank: retire this slot
+                self._count -= 1
+                return
             while self._waiters:
                 loop, waiter = self._waiters.popleft()
                 try:
@@ -168,17 +183,19 @@ class InFlightLimit:
             waiter.set_result(None)
 
 
-_limits: dict[tuple[str, int], InFlightLimit] = {}
+_limits: dict[str, InFlightLimit] = {}
 _limits_lock = threading.Lock()
 
 
 def in_flight_limit(environment: str, limit: int) -> InFlightLimit:
-    """The shared cap for ``environment`` (one per distinct limit value)."""
-    key = (environment, limit)
+    """The one process-wide cap of ``environment``; when runs ask for different sizes, the
+    most recent request sets it."""
     with _limits_lock:
-        found = _limits.get(key)
+        found = _limits.get(environment)
         if found is None:
-            found = _limits[key] = InFlightLimit(limit)
+            found = _limits[environment] = InFlightLimit(limit)
+        elif found.limit != limit:
+            found.resize(limit)
         return found
 
 
@@ -255,6 +272,7 @@ class Dispatcher:
         self._watchdog: asyncio.Task[None] | None = None
         self._started = False
         self._start_lock: asyncio.Lock | None = None
+        self._needs_restart = False
         self._outgoing: collections.deque[_Run] = collections.deque()
         self._sender: asyncio.Task[None] | None = None
 
@@ -271,6 +289,18 @@ class Dispatcher:
         async with self._start_lock:
             if self.is_started:
                 return
+            if self._needs_restart:
+                self._needs_restart = False
+                if self._watchdog is not None:
+                    self._watchdog.cancel()
+                try:
+                    await self.executor.stop()
+                except Exception:
+                    logger.warning(
+                        "stopping the broken executor of %r failed",
+                        self.environment_name,
+                        exc_info=True,
+                    )
             await self.executor.start(self.environment_name, executor_config, run_config)
             self._pump = asyncio.get_running_loop().create_task(self._read_events())
             self._watchdog = asyncio.get_running_loop().create_task(self._watch_heartbeats())
@@ -314,18 +344,30 @@ class Dispatcher:
 
         run = _Run(frame, settings, deliver)
         dispatch = dispatch_loop.loop
+        # The task's own ``timeout`` counts from here, after any wait for an in-flight slot.
+        deadlines = [
+            (seconds, kind)
+            for seconds, kind in ((settings.timeout, "timeout"), (settings.delivery_timeout, ""))
+            if seconds is not None
+        ]
         try:
             inbox_for(dispatch).put(self._submit, run)
-            if settings.delivery_timeout is None:
+            if not deadlines:
                 return await waiter
+            seconds, kind = min(deadlines)
             try:
-                return await asyncio.wait_for(asyncio.shield(waiter), settings.delivery_timeout)
+                return await asyncio.wait_for(asyncio.shield(waiter), seconds)
             except (asyncio.TimeoutError, TimeoutError):
                 dispatch.call_soon_threadsafe(self._abandon, frame.run_id, True)
+                if kind == "timeout":
+                    raise TimeoutError(
+                        f"task {frame.task_id!r} timed out after {seconds:g}s "
+                        f"(run {frame.run_id!r}; a cancel was sent)"
+                    ) from None
                 raise DeliveryTimeoutError(
                     f"no result for run {frame.run_id!r} of environment "
-                    f"{self.environment_name!r} within delivery_timeout="
-                    f"{settings.delivery_timeout:g}s; a cancel was sent"
+                    f"{self.environment_name!r} within delivery_timeout={seconds:g}s; "
+                    "a cancel was sent"
                 ) from None
         except asyncio.CancelledError:
             await self._cancel_from_weave(run)
@@ -411,6 +453,8 @@ class Dispatcher:
             return
         run.done = True
         self._runs.pop(run.frame.run_id, None)
+        if run.cancel_ack is not None and not run.cancel_ack.done():
+            run.cancel_ack.set_result(None)  # finished some other way: nothing left to cancel
         run.deliver(outcome)
 
     async def _read_events(self) -> None:
@@ -424,7 +468,9 @@ class Dispatcher:
             logger.error("event stream of environment %r broke: %r", self.environment_name, error)
             for run in list(self._runs.values()):
                 self._orphaned(run, f"the executor's event stream broke ({error!r})")
+            # Mark the executor as needing a fresh start: the next run stops and restarts it.
             self._started = False
+            self._needs_restart = True
 
     def _route(self, frame: Any) -> None:
         run = self._runs.get(frame.run_id)
@@ -570,8 +616,13 @@ async def run_remote(
     settings: TaskSettings,
     idempotency_key: str | None,
     limit: InFlightLimit | None,
+    attempt: int = 1,
 ) -> Any:
     """Run one call remotely and return its value or raise its exception, as a local call would.
+
+    A retry (``attempt`` > 1) is a new run whose idempotency key gets ``-retry<n>``, so a
+    backend that deduplicates by key runs it instead of treating it as a duplicate; a requeue
+    after an orphaned run keeps the key, because the first run may still be alive.
 
     The callable and arguments cross as dispatch-serializer bytes; the executor verified every
     event before handing it over, so unpickling here only ever sees authenticated data.
@@ -586,7 +637,12 @@ async def run_remote(
         delivery=Delivery(
             heartbeat_seconds=settings.delivery_heartbeat_seconds,
             timeout=settings.delivery_timeout,
-            idempotency_key=idempotency_key,
+            idempotency_key=(
+                f"{idempotency_key}-retry{attempt - 1}"
+                if idempotency_key is not None and attempt > 1
+                else idempotency_key
+            ),
+            attempt=attempt,
         ),
     )
     outcome = await dispatcher.execute(frame, settings, limit)
@@ -626,7 +682,9 @@ def rebuild_exception(frame: TaskError) -> BaseException:
     A rebuilt exception carries the remote traceback as a note (Python 3.11+).
     """
     described = frame.error
-    if frame.exception is not None:
+    # Only the task's own exceptions are rebuilt; a failure of the worker around the task
+    # (serialization, loading, the transport) keeps the worker's description of it.
+    if frame.exception is not None and described.source == "task":
         try:
             rebuilt = loads(frame.exception, _REASON)
         except Exception:
@@ -634,6 +692,11 @@ def rebuild_exception(frame: TaskError) -> BaseException:
         if isinstance(rebuilt, BaseException):
             if described.traceback and hasattr(rebuilt, "add_note"):
                 rebuilt.add_note(f"Remote traceback:\n{described.traceback.rstrip()}")
+            if not described.retryable:
+                try:
+                    rebuilt.retryable = False  # type: ignore[attr-defined]
+                except AttributeError:
+                    return _described_error(described)
             return rebuilt
     return _described_error(described)
 

@@ -48,10 +48,15 @@ class ResolvedEnvironment:
     async def ensure_started(self, run_config: dict[str, Any]) -> None:
         """Start the executor the first time any weave uses it.
 
-        Out-of-process executors start on the dispatch loop, where they live from then on.
+        Out-of-process executors start on the dispatch loop, where they live from then on; one
+        whose event stream broke is started afresh by the next run that needs it.
         """
         if self.started:
-            return
+            if self.dispatcher is None or self.dispatcher.is_started:
+                return
+            with self._lock:
+                self.started = False
+                self._starting = None
         if self.dispatcher is None:
             await self.executor.start(self.name, self.config.executor_config, run_config)
             self.started = True

@@ -16,8 +16,10 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
+import dataclasses
 import functools
 import inspect
+import itertools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -273,6 +275,7 @@ class WeaveRun:
         callable_bytes = dumps(func, _REMOTE_REASON)
         key = resolve_idempotency_key(settings.delivery_idempotency_key, name)
         limit = _limit_for(environment, settings)
+        attempts = itertools.count(1)
 
         def submit() -> Awaitable[Any]:
             return run_remote(
@@ -284,14 +287,14 @@ class WeaveRun:
                 settings=settings,
                 idempotency_key=key,
                 limit=limit,
+                attempt=next(attempts),
             )
 
-        return self._after_start(
-            environment,
-            submit()
-            if settings.retries == 0 and settings.timeout is None
-            else run_async_attempts(name, submit, settings),
-        )
+        if settings.retries == 0:
+            return self._after_start(environment, submit())
+        # The remote run enforces ``timeout`` itself, after its in-flight slot is granted.
+        retry_only = dataclasses.replace(settings, timeout=None)
+        return self._after_start(environment, run_async_attempts(name, submit, retry_only))
 
     async def _after_start(self, environment: ResolvedEnvironment, work: Awaitable[T]) -> T:
         """Await the environment's start (outside any task timeout), then the work."""
@@ -321,9 +324,11 @@ class WeaveRun:
         callable_bytes = dumps(target, _REMOTE_REASON)
         limit = _limit_for(environment, settings)
         key_setting = settings.delivery_idempotency_key
+        attempts: dict[int, int] = {}
 
         def call_item(pair: tuple[int, Any]) -> Awaitable[Any]:
             index, item = pair
+            attempt = attempts[index] = attempts.get(index, 0) + 1
             return run_remote(
                 dispatcher,
                 task=name,
@@ -333,9 +338,12 @@ class WeaveRun:
                 settings=settings,
                 idempotency_key=resolve_idempotency_key(key_setting, name, item, index),
                 limit=limit,
+                attempt=attempt,
             )
 
-        mapped = run_mapped(name, call_item, items, settings, is_async=True, pool=self.pool)
+        # The remote runs enforce ``timeout`` themselves, after their in-flight slot is granted.
+        retry_only = dataclasses.replace(settings, timeout=None)
+        mapped = run_mapped(name, call_item, items, retry_only, is_async=True, pool=self.pool)
         return self._after_start(environment, mapped)
 
     def _items_for(self, name: str, spec: TaskSpec, settings: TaskSettings) -> list[Any]:

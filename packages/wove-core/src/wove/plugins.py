@@ -34,6 +34,7 @@ from ._executor import EXECUTOR_KINDS, Executor, ExecutorKind, InProcessExecutor
 from ._frames import (
     CancelTask,
     Delivery,
+    Frame,
     Heartbeat,
     LogRecord,
     NormalizedError,
@@ -72,6 +73,7 @@ __all__ = [
     # the wire
     "CancelTask",
     "Delivery",
+    "Frame",
     "Heartbeat",
     "LogRecord",
     "NormalizedError",

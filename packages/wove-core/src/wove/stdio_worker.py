@@ -196,7 +196,8 @@ async def _skip_line(reader: asyncio.StreamReader) -> None:
 
 
 def _security_from_env() -> Security | None:
-    secret = os.environ.get(SECRET_ENV)
+    # Taken out of the environment so tasks (and processes they start) cannot read it.
+    secret = os.environ.pop(SECRET_ENV, None)
     if not secret:
         return None
     try:

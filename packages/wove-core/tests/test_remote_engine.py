@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,8 +25,11 @@ class RuntimeExecutor(Executor):
 
     kind: ClassVar[ExecutorKind] = "process"
 
-    def __init__(self, *, ignore_cancel: bool = False) -> None:
+    def __init__(
+        self, *, ignore_cancel: bool = False, on_cancel: Callable[[], None] | None = None
+    ) -> None:
         self.ignore_cancel = ignore_cancel
+        self.on_cancel = on_cancel
         self.sent: list[Frame] = []
         self.starts = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -44,6 +47,8 @@ class RuntimeExecutor(Executor):
 
     async def send(self, frame: Any) -> None:
         self.sent.append(frame)
+        if isinstance(frame, CancelTask) and self.on_cancel is not None:
+            self.on_cancel()
         if isinstance(frame, CancelTask) and self.ignore_cancel:
             return
         await self._runtime.handle(frame)
@@ -124,21 +129,24 @@ def _wait_for(path: str) -> None:
 
 @pytest.mark.timeout(20)  # a hang guard: without the fix this waits the full ack window
 def test_require_ack_stops_waiting_when_the_run_finishes_anyway(tmp_path: Path) -> None:
-    executor = RuntimeExecutor(ignore_cancel=True)
-    wove.config(environments={"far": {"executor": executor, "delivery_cancel_mode": "require_ack"}})
+    running = str(tmp_path / "running")
     go = str(tmp_path / "go")
+    # The cancel is never acknowledged, but it lets the run finish normally.
+    executor = RuntimeExecutor(ignore_cancel=True, on_cancel=Path(go).touch)
+    wove.config(environments={"far": {"executor": executor, "delivery_cancel_mode": "require_ack"}})
     wait_for = _wait_for
 
     with pytest.raises(ValueError, match="sibling"), weave() as w:  # noqa: PT012
 
         @w.do(environment="far")
         def slow() -> int:
+            Path(running).touch()
             wait_for(go)  # still running when its sibling fails; its cancel is ignored
             return 1
 
         @w.do
         def failing() -> None:
-            Path(go).touch()
+            wait_for(running)
             raise ValueError("sibling")
 
     assert isinstance(w.result.exception, ValueError)

@@ -212,7 +212,7 @@ def _stdio_cells(result: dict[str, Any] | None) -> list[str]:
     ratio = _ratio(result)
     return [
         _number(_per_weave_ms(result), "ms"),
-        _number(result["value"], "µs"),
+        _number(result["value"], "µs") if int(result["tasks"]) > 1 else "—",
         _number(result.get("floor"), "µs"),
         "—" if ratio is None else f"{ratio:.2f}x",
     ]
@@ -388,6 +388,16 @@ def main(argv: list[str] | None = None) -> int:
         print(render(stdio_table(new, peer), text_columns=1))
         if peer is not None:
             print(f"speed-up: {PEER_VERSION}'s time / the new engine's, for the same weave.")
+        spawned = [
+            new["results"][key].get("workers_spawned")
+            for key in out_of_process
+            if "workers_spawned" in new["results"][key]
+        ]
+        if spawned:
+            print(
+                f"worker processes the new engine spawned during the timed weaves: {sum(spawned)}"
+                f" (target: no process spawn per weave)"
+            )
     if peer is not None and peer["results"]:
         print(f"\n{PEER_VERSION}/floor uses the floor measured in the {PEER_VERSION} process.")
     if memory:

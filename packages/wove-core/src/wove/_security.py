@@ -118,6 +118,7 @@ class Security:
         self.clock_skew_seconds = float(clock_skew_seconds)
         self._clock = clock
         self._replays = _ReplayCache(self.clock_skew_seconds)
+        self._keyed = hmac.new(self._secret, _SCHEME, hashlib.sha256)
         self._nonce_prefix = secrets.token_hex(8)
         self._nonce_counter = itertools.count()
 
@@ -132,9 +133,10 @@ class Security:
         return self._secret.hex()
 
     def _mac(self, key_id: str, timestamp: str, nonce: str, body: bytes) -> str:
-        fields = f"\n{key_id}\n{timestamp}\n{nonce}\n".encode()
-        message = _SCHEME + fields + hashlib.sha256(body).digest()
-        return hmac.digest(self._secret, message, "sha256").hex()
+        mac = self._keyed.copy()  # the key schedule is computed once, not per frame
+        mac.update(f"\n{key_id}\n{timestamp}\n{nonce}\n".encode())
+        mac.update(hashlib.sha256(body).digest())
+        return mac.hexdigest()
 
     def sign(self, body: bytes) -> bytes:
         """Return the signature header (compact JSON) for ``body``."""

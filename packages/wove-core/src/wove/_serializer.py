@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import pickle
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from ._errors import MissingDispatchFeatureError
 
@@ -37,10 +37,39 @@ def has_dispatch() -> bool:
     return importlib.util.find_spec("cloudpickle") is not None
 
 
+_SCALARS: Final = (type(None), bool, int, float, complex, str, bytes, bytearray)
+#: Above this many elements, checking that a value is plain data costs more than it saves.
+_PLAIN_CHECK_LIMIT: Final = 4096
+
+
+def _is_plain(value: Any, budget: list[int], depth: int = 0) -> bool:
+    """Whether ``value`` is built only from builtin scalars, lists, tuples, sets and dicts.
+
+    Such values pickle the same by reference as by value, so the much faster standard pickler
+    can serialize them; anything else (functions, classes, instances) goes to cloudpickle.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if depth > 8 or kind not in (list, tuple, dict, set, frozenset):
+        return False
+    budget[0] -= len(value)
+    if budget[0] < 0:
+        return False
+    if kind is dict:
+        return all(
+            _is_plain(key, budget, depth + 1) and _is_plain(item, budget, depth + 1)
+            for key, item in value.items()
+        )
+    return all(_is_plain(item, budget, depth + 1) for item in value)
+
+
 def dumps(value: Any, reason: str) -> bytes:
     """Serialize ``value`` by value, closures and lambdas included."""
     pickler = require_dispatch(reason)
-    data: bytes = pickler.dumps(value)
+    if _is_plain(value, [_PLAIN_CHECK_LIMIT]):
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    data: bytes = pickler.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     return data
 
 

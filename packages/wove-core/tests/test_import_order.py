@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "_registry",
         "_environments",
+        "_network",
         "integrations",
         "integrations.worker",
         "stdio_worker",
@@ -36,7 +37,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("_graph", "_scheduler", "_report"),
     ("_weave", "_merge"),
-    ("__init__", "__main__", "_cli", "_fork_child", "testing"),
+    ("__init__", "__main__", "_cli", "_fork_child", "testing", "network"),
 )
 
 #: Executors, workers and the callback server must never reach these, even indirectly.

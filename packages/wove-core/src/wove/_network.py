@@ -1,0 +1,273 @@
+"""What every network executor and worker service shares: endpoint safety rules, TLS contexts,
+and the service-side session that runs verified frames and routes each run's events back to
+the connection that sent it.
+
+The HTTP, HTTPS, gRPC and WebSocket plugins differ only in how bytes move; everything else --
+refusing an unprotected remote endpoint, checking signatures before decoding, one worker runtime
+per service process, exactly one terminal event per run -- lives here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from ._errors import FrameRejectedError, InvalidOptionError
+from ._frames import (
+    TERMINAL_EVENTS,
+    CancelTask,
+    Frame,
+    LogRecord,
+    NormalizedError,
+    RunTask,
+    Shutdown,
+    TaskError,
+)
+from ._options import check_names
+from ._security import LineCodec, Security, is_loopback_host, security_from_config
+from .integrations.worker import WorkerRuntime
+
+__all__ = [
+    "ClientRuns",
+    "DEFAULT_MAX_BODY_BYTES",
+    "NETWORK_CONFIG_KEYS",
+    "NetworkSettings",
+    "ServiceSessions",
+    "client_ssl_context",
+    "network_settings",
+    "server_ssl_context",
+]
+
+logger = logging.getLogger("wove.network")
+
+#: Requests larger than this are refused before they are read further (override per service).
+DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024 * 1024
+
+#: ``executor_config`` keys every network executor understands.
+NETWORK_CONFIG_KEYS: Final = frozenset(
+    {
+        "security",
+        "insecure",
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "connect_timeout",
+        "max_in_flight",
+    }
+)
+
+
+class NetworkSettings:
+    """The validated transport settings of one network environment."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        tls: bool,
+        security: Security | None,
+        insecure: bool,
+        ssl_context: ssl.SSLContext | None,
+        connect_timeout: float,
+        max_in_flight: int,
+    ) -> None:
+        self.host = host
+        self.tls = tls
+        self.security = security
+        self.insecure = insecure
+        self.ssl_context = ssl_context
+        self.connect_timeout = connect_timeout
+        self.max_in_flight = max_in_flight
+        self.codec = LineCodec(security)
+
+
+def network_settings(
+    config: Mapping[str, Any],
+    *,
+    host: str,
+    tls: bool,
+    where: str,
+    extra_keys: frozenset[str] = frozenset(),
+) -> NetworkSettings:
+    """Validate an environment's transport settings and apply the safety rules.
+
+    A non-loopback endpoint must use TLS *and* have ``security``; without either, this raises
+    ``ValueError`` unless the configuration says ``insecure=True``.
+    """
+    check_names(config, NETWORK_CONFIG_KEYS | extra_keys, where)
+    insecure = config.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise InvalidOptionError(f"{where}: insecure must be True or False, got {insecure!r}")
+    loopback = is_loopback_host(host)
+    if not loopback and not insecure and not tls:
+        raise ValueError(
+            f"{where}: {host!r} is not a loopback address, so the connection must use TLS "
+            "(an https:// URL, or TLS options for the transport); set insecure=True to send "
+            "frames in the clear anyway"
+        )
+    security = security_from_config(
+        config.get("security"), where=where, loopback=loopback or insecure
+    )
+    connect_timeout = float(config.get("connect_timeout", 10.0))
+    max_in_flight = config.get("max_in_flight", 64)
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
+        raise InvalidOptionError(f"{where}: max_in_flight must be an integer >= 1")
+    context = (
+        client_ssl_context(
+            ca_file=config.get("ca_file"),
+            cert_file=config.get("cert_file"),
+            key_file=config.get("key_file"),
+        )
+        if tls
+        else None
+    )
+    return NetworkSettings(
+        host=host,
+        tls=tls,
+        security=security,
+        insecure=insecure,
+        ssl_context=context,
+        connect_timeout=connect_timeout,
+        max_in_flight=max_in_flight,
+    )
+
+
+def client_ssl_context(
+    *, ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """A verifying client context: the system CAs or ``ca_file``; a client certificate for
+    mutual TLS when ``cert_file`` is given."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    elif key_file:
+        raise InvalidOptionError("key_file was given without cert_file")
+    return context
+
+
+def server_ssl_context(
+    *, cert_file: str, key_file: str | None = None, client_ca_file: str | None = None
+) -> ssl.SSLContext:
+    """A server context; with ``client_ca_file``, clients must present a certificate it signed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    if client_ca_file:
+        context.load_verify_locations(client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+Send = Callable[[bytes], Awaitable[None]]
+
+
+class ServiceSessions:
+    """The service side of a network transport: one worker runtime for the whole process, and
+    for each run the connection (``send``) its events go back to.
+
+    A transport calls :meth:`submit` with each line it receives and the ``send`` for that
+    connection. Lines are verified and decoded by the codec before anything else happens; a bad
+    one raises :class:`FrameRejectedError` for the transport to turn into its own error reply.
+    """
+
+    def __init__(self, security: Security | None, *, max_threads: int = 32, name: str = "") -> None:
+        self.codec = LineCodec(security)
+        self._routes: dict[str, Send] = {}
+        self._runtime = WorkerRuntime(self._emit, max_threads=max_threads, worker_name=name)
+
+    async def submit(self, line: bytes, send: Send) -> Frame:
+        """Verify and run one command line; its events go to ``send``. Returns the frame."""
+        frame: Frame = self.codec.decode(line)
+        if isinstance(frame, RunTask):
+            self._routes[frame.run_id] = send
+        elif isinstance(frame, Shutdown):
+            raise FrameRejectedError("shutdown frames are not accepted over the network")
+        elif not isinstance(frame, CancelTask):
+            raise FrameRejectedError(f"a {type(frame).__name__} is not a command")
+        await self._runtime.handle(frame)
+        return frame
+
+    def forget(self, send: Send) -> list[str]:
+        """The connection behind ``send`` closed: cancel the runs it owned and return them."""
+        owned = [run_id for run_id, route in self._routes.items() if route is send]
+        for run_id in owned:
+            del self._routes[run_id]
+        return owned
+
+    async def cancel(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            await self._runtime.handle(CancelTask(run_id=run_id))
+
+    async def _emit(self, frame: Frame) -> None:
+        route = self._routes.get(frame.run_id)
+        if isinstance(frame, TERMINAL_EVENTS):
+            self._routes.pop(frame.run_id, None)
+        if route is None:
+            if isinstance(frame, (LogRecord, TaskError)):
+                logger.warning("event for an unknown or closed run: %r", frame)
+            return
+        try:
+            await route(self.codec.encode(frame))
+        except Exception:
+            logger.warning(
+                "could not deliver %s for run %s", type(frame).__name__, frame.run_id, exc_info=True
+            )
+
+    async def aclose(self) -> None:
+        await self._runtime.aclose()
+
+
+class ClientRuns:
+    """The client side's bookkeeping: which runs are in flight on which connection, the queue
+    ``Executor.recv`` reads, and turning a lost connection into orphaned runs.
+
+    Every event passes through :meth:`deliver`; events for runs this client does not own are
+    dropped, so each run yields exactly one terminal event even when a late result races a
+    lost connection.
+    """
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.events: asyncio.Queue[Frame] = asyncio.Queue()
+        self._owners: dict[str, object] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._owners)
+
+    def owns(self, run_id: str) -> bool:
+        return run_id in self._owners
+
+    def owner_of(self, run_id: str) -> object | None:
+        return self._owners.get(run_id)
+
+    def started(self, run_id: str, connection: object) -> None:
+        """Record that ``run_id`` was sent over ``connection``."""
+        self._owners[run_id] = connection
+
+    def deliver(self, frame: Frame) -> None:
+        """Queue one verified event for ``recv``, if its run is still ours."""
+        if isinstance(frame, LogRecord) and not frame.run_id:
+            self.events.put_nowait(frame)
+            return
+        if frame.run_id not in self._owners:
+            return
+        if isinstance(frame, TERMINAL_EVENTS):
+            del self._owners[frame.run_id]
+        self.events.put_nowait(frame)
+
+    def connection_lost(self, connection: object, reason: str) -> None:
+        """Every run still owned by ``connection`` ends as orphaned (the delivery policy decides)."""
+        for run_id in [run for run, owner in self._owners.items() if owner is connection]:
+            self.deliver(
+                TaskError(
+                    run_id=run_id,
+                    error=NormalizedError(
+                        kind="wove.ConnectionLost",
+                        message=f"the connection to the worker service was lost: {reason}",
+                        source="orphaned",
+                    ),
+                )
+            )

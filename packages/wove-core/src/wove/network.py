@@ -1,0 +1,29 @@
+"""Public building blocks for network executors and the worker services they talk to.
+
+Executor plugins for HTTP, gRPC, WebSocket or any other transport import these instead of
+writing their own endpoint checks, TLS contexts or service-side routing.
+"""
+
+from __future__ import annotations
+
+from ._network import (
+    DEFAULT_MAX_BODY_BYTES,
+    NETWORK_CONFIG_KEYS,
+    ClientRuns,
+    NetworkSettings,
+    ServiceSessions,
+    client_ssl_context,
+    network_settings,
+    server_ssl_context,
+)
+
+__all__ = [
+    "ClientRuns",
+    "DEFAULT_MAX_BODY_BYTES",
+    "NETWORK_CONFIG_KEYS",
+    "NetworkSettings",
+    "ServiceSessions",
+    "client_ssl_context",
+    "network_settings",
+    "server_ssl_context",
+]

@@ -259,7 +259,7 @@ class ClientRuns:
         self.events.put_nowait(frame)
 
     def connection_lost(self, connection: object, reason: str) -> None:
-        """Every run still owned by ``connection`` ends as orphaned (the delivery policy decides)."""
+        """Every run still owned by ``connection`` ends orphaned; the delivery policy decides."""
         for run_id in [run for run, owner in self._owners.items() if owner is connection]:
             self.deliver(
                 TaskError(

@@ -254,9 +254,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, format="wove.stdio_worker[%(process)d] %(levelname)s: %(message)s"
     )
     security = _security_from_env()
-    asyncio.run(
-        serve(protocol_in, protocol_out, security=security, max_threads=options.max_threads)
-    )
+    try:
+        asyncio.run(
+            serve(protocol_in, protocol_out, security=security, max_threads=options.max_threads)
+        )
+    except ValueError as error:  # asyncio refuses regular files as pipe transports
+        print(
+            f"wove.stdio_worker: standard input and output must be pipes or sockets ({error}); "
+            "this process is meant to be started by the stdio executor",
+            file=sys.stderr,
+        )
+        exit_now_if_threads_remain(2)
+        return 2
     exit_now_if_threads_remain(0)
     return 0
 

@@ -550,14 +550,15 @@ def test_plugin_commands_run_under_wove_worker(capsys):
 
 
 def test_unknown_worker_service_gives_the_install_line(capsys):
-    assert main(["worker", "http", "--bind", "0.0.0.0:80"]) == 2
+    assert main(["worker", "pigeon", "--bind", "0.0.0.0:80"]) == 2
 
     err = capsys.readouterr().err
-    assert "no installed plugin provides 'wove worker http'" in err
-    assert "pip install wove-http" in err
+    assert "no installed plugin provides 'wove worker pigeon'" in err
+    assert "pip install wove-pigeon" in err
 
 
-def test_worker_without_a_service_explains_where_services_come_from(capsys):
+def test_worker_without_a_service_lists_the_installed_services(capsys):
     assert main(["worker"]) == 2
 
-    assert "no installed plugin provides a worker service" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "Executor plugins add services here" in captured.out + captured.err

@@ -1,0 +1,90 @@
+"""The ``http`` plugin: its entry point, its metadata, and what importing it costs."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+import wove_http
+from wove import Executor
+from wove._registry import get_registry, reset_registry
+from wove_http import HttpExecutor
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("WOVE_STRICT_PLUGINS", raising=False)
+    reset_registry()
+    yield
+    reset_registry()
+
+
+def test_entry_point_names_the_plugin_module():
+    [entry_point] = importlib.metadata.entry_points(group="wove.executors", name="http")
+
+    assert entry_point.value == "wove_http.plugin"
+    assert entry_point.dist is not None
+    assert entry_point.dist.name == "wove-http"
+
+
+def test_registry_lists_http_with_its_metadata():
+    info = get_registry().plugin("http")
+
+    assert info is not None
+    assert info.distribution == "wove-http"
+    assert info.version == importlib.metadata.version("wove-http")
+    assert info.kind == "network"
+    assert info.requires == ("httpx", "cloudpickle")
+    assert info.install == "pip install wove-http"
+    assert info.description
+    assert not info.is_broken
+
+
+def test_loading_gives_the_http_executor():
+    executor_class = get_registry().executor_class("http", "default")
+
+    assert executor_class is HttpExecutor
+    assert issubclass(HttpExecutor, Executor)
+    assert HttpExecutor.kind == "network"
+    assert not HttpExecutor().runs_in_process
+
+
+def test_the_worker_service_command_is_registered():
+    assert "http" in [command.name for command in get_registry().commands()]
+
+
+def test_public_names():
+    assert wove_http.__all__ == ["HTTP_CONFIG_KEYS", "HttpExecutor", "WorkerApp", "create_app"]
+    assert all(getattr(wove_http, name) for name in wove_http.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = wove_http.Nope
+
+
+def test_plugin_module_imports_neither_httpx_nor_uvicorn():
+    script = textwrap.dedent(
+        """
+        import sys
+        import wove.plugins
+        before = set(sys.modules)
+        import wove_http.plugin
+        from wove._registry import get_registry
+        assert get_registry().plugin("http") is not None
+        get_registry().commands()
+        added = set(sys.modules) - before
+        print("\\n".join(sorted(added)))
+        """
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    added = set(done.stdout.split())
+    for heavy in ("httpx", "uvicorn", "wove_http._executor", "wove_http._service"):
+        assert heavy not in added

@@ -9,6 +9,7 @@ per service process, exactly one terminal event per run -- lives here once.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +32,9 @@ from .integrations.worker import WorkerRuntime
 
 __all__ = [
     "ClientRuns",
+    "ServiceOptions",
+    "add_service_arguments",
+    "service_options",
     "DEFAULT_MAX_BODY_BYTES",
     "NETWORK_CONFIG_KEYS",
     "NetworkSettings",
@@ -271,3 +275,137 @@ class ClientRuns:
                     ),
                 )
             )
+
+
+# -- worker-service command lines -------------------------------------------------------------
+
+
+class ServiceOptions:
+    """The checked options of a ``wove worker <name>`` command."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        security: Security | None,
+        ssl_context: ssl.SSLContext | None,
+        tls_cert: str | None,
+        tls_key: str | None,
+        tls_client_ca: str | None,
+        max_threads: int,
+        max_body_bytes: int,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.security = security
+        self.ssl_context = ssl_context
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+        self.tls_client_ca = tls_client_ca
+        self.max_threads = max_threads
+        self.max_body_bytes = max_body_bytes
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl_context is not None
+
+    def url(self, scheme: str, port: int) -> str:
+        """The address to announce, e.g. ``https://127.0.0.1:8700``."""
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{shown}:{port}"
+
+
+def add_service_arguments(
+    parser: argparse.ArgumentParser, *, default_port: int, require_tls: bool = False
+) -> None:
+    """Add the arguments every ``wove worker <name>`` service takes."""
+    parser.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        default=f"127.0.0.1:{default_port}",
+        help=f"address to listen on (default 127.0.0.1:{default_port}; port 0 picks a free one)",
+    )
+    tls_help = "(required)" if require_tls else "(enables TLS)"
+    parser.add_argument("--tls-cert", metavar="PATH", help=f"server certificate chain {tls_help}")
+    parser.add_argument("--tls-key", metavar="PATH", help="private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca",
+        metavar="PATH",
+        help="require client certificates signed by this CA (mutual TLS)",
+    )
+    parser.add_argument(
+        "--security",
+        metavar="SPEC",
+        help="the shared secret frames are signed with, e.g. env:WOVE_SECRET",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback address without TLS and --security",
+    )
+    parser.add_argument(
+        "--max-threads", type=int, default=32, metavar="N", help="sync tasks run at once (32)"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help=f"largest request accepted (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+
+
+def service_options(
+    arguments: argparse.Namespace, *, name: str, require_tls: bool = False
+) -> ServiceOptions:
+    """Check a service's arguments; raise ``ValueError`` with a message that says what to fix.
+
+    A non-loopback address needs TLS *and* ``--security`` unless ``--insecure`` says otherwise:
+    anyone who can reach an unprotected service can run code on it.
+    """
+    host, colon, port_text = str(arguments.bind).rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"--bind must be HOST:PORT, e.g. 127.0.0.1:8700, got {arguments.bind!r}")
+    if require_tls and not arguments.tls_cert:
+        raise ValueError(f"'wove worker {name}' needs --tls-cert and --tls-key")
+    if bool(arguments.tls_key) != bool(arguments.tls_cert):
+        raise ValueError("--tls-cert and --tls-key go together: give both or neither")
+    if arguments.tls_client_ca and not arguments.tls_cert:
+        raise ValueError("--tls-client-ca needs --tls-cert (mutual TLS runs over TLS)")
+    if arguments.max_threads < 1:
+        raise ValueError(f"--max-threads must be at least 1, got {arguments.max_threads}")
+    if arguments.max_body_bytes < 1:
+        raise ValueError(f"--max-body-bytes must be at least 1, got {arguments.max_body_bytes}")
+    loopback = is_loopback_host(host)
+    tls = bool(arguments.tls_cert)
+    if not loopback and not arguments.insecure and not (tls and arguments.security):
+        raise ValueError(
+            f"{host!r} is not a loopback address: refusing to listen there without TLS "
+            "(--tls-cert/--tls-key) or without --security, since anyone who can reach it could "
+            "run code here. Pass both, or --insecure to accept that"
+        )
+    security = security_from_config(
+        arguments.security, where=f"wove worker {name} --security", loopback=True
+    )
+    context = (
+        server_ssl_context(
+            cert_file=arguments.tls_cert,
+            key_file=arguments.tls_key,
+            client_ca_file=arguments.tls_client_ca,
+        )
+        if tls
+        else None
+    )
+    return ServiceOptions(
+        host=host,
+        port=int(port_text),
+        security=security,
+        ssl_context=context,
+        tls_cert=arguments.tls_cert,
+        tls_key=arguments.tls_key,
+        tls_client_ca=arguments.tls_client_ca,
+        max_threads=arguments.max_threads,
+        max_body_bytes=arguments.max_body_bytes,
+    )

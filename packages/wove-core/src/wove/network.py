@@ -11,10 +11,13 @@ from ._network import (
     NETWORK_CONFIG_KEYS,
     ClientRuns,
     NetworkSettings,
+    ServiceOptions,
     ServiceSessions,
+    add_service_arguments,
     client_ssl_context,
     network_settings,
     server_ssl_context,
+    service_options,
 )
 
 __all__ = [
@@ -22,8 +25,11 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "NETWORK_CONFIG_KEYS",
     "NetworkSettings",
+    "ServiceOptions",
     "ServiceSessions",
+    "add_service_arguments",
     "client_ssl_context",
     "network_settings",
     "server_ssl_context",
+    "service_options",
 ]

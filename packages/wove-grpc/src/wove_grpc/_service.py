@@ -22,8 +22,13 @@ from typing import Any, Final
 import grpc
 import grpc.aio
 
-from wove.network import DEFAULT_MAX_BODY_BYTES, ServiceSessions
-from wove.plugins import FrameRejectedError, RunTask, is_loopback_host, security_from_config
+from wove.network import (
+    DEFAULT_MAX_BODY_BYTES,
+    ServiceSessions,
+    add_service_arguments,
+    service_options,
+)
+from wove.plugins import FrameRejectedError, RunTask
 
 from ._protocol import MAX_MESSAGE_BYTES, SERVICE_NAME, is_command_line, is_terminal_line
 
@@ -31,7 +36,6 @@ __all__ = [
     "WorkerServicer",
     "add_worker_to_server",
     "configure_command",
-    "parse_bind",
     "run_command",
     "serve",
 ]
@@ -144,92 +148,36 @@ def add_worker_to_server(server: grpc.aio.Server, sessions: ServiceSessions) -> 
 # -- wove worker grpc ------------------------------------------------------------------------
 
 
-def parse_bind(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6) into its host and port.
-
-    Raises:
-        ValueError: ``value`` is not ``HOST:PORT`` with a port from 0 to 65535.
-    """
-    host, colon, port = value.rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--bind must be HOST:PORT, such as 127.0.0.1:8701, got {value!r}")
-    return host, int(port)
-
-
 def configure_command(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``wove worker grpc``."""
-    parser.add_argument(
-        "--bind", required=True, metavar="HOST:PORT", help="address to listen on (port 0: any)"
-    )
-    parser.add_argument("--tls-cert", metavar="PATH", help="server certificate chain (PEM)")
-    parser.add_argument("--tls-key", metavar="PATH", help="private key of --tls-cert (PEM)")
-    parser.add_argument(
-        "--tls-client-ca", metavar="PATH", help="require client certificates signed by this CA"
-    )
-    parser.add_argument(
-        "--security", metavar="env:NAME", help="check frames with the secret in variable NAME"
-    )
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow a non-loopback address without TLS or without --security",
-    )
-    parser.add_argument(
-        "--max-threads", type=int, default=32, metavar="N", help="sync tasks run at once"
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=DEFAULT_MAX_BODY_BYTES,
-        metavar="N",
-        help=f"largest request accepted (default {DEFAULT_MAX_BODY_BYTES})",
-    )
+    add_service_arguments(parser, default_port=8701)
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Run ``wove worker grpc`` until SIGTERM or SIGINT; return the exit status."""
     try:
-        host, port = parse_bind(args.bind)
-        loopback = is_loopback_host(host)
-        tls = _check_tls_arguments(args)
-        where = "wove worker grpc"
-        if not loopback and not args.insecure and not tls:
-            raise ValueError(
-                f"{where}: {host!r} is not a loopback address; give --tls-cert and --tls-key, "
-                "or --insecure to serve in the clear anyway"
-            )
-        security = security_from_config(
-            args.security, where=where, loopback=loopback or args.insecure
-        )
-        if args.max_threads < 1:
-            raise ValueError(f"--max-threads must be at least 1, got {args.max_threads}")
-        if args.max_body_bytes < 1:
-            raise ValueError(f"--max-body-bytes must be at least 1, got {args.max_body_bytes}")
+        options = service_options(args, name="grpc")
         credentials = (
-            _server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca) if tls else None
+            _server_credentials(options.tls_cert, options.tls_key, options.tls_client_ca)
+            if options.tls_cert and options.tls_key
+            else None
         )
     except (ValueError, OSError) as error:
         print(f"wove: {error}", file=sys.stderr)
         return 2
-    sessions = ServiceSessions(security, max_threads=args.max_threads, name=f"grpc:{args.bind}")
+    sessions = ServiceSessions(
+        options.security, max_threads=options.max_threads, name=f"grpc:{args.bind}"
+    )
     asyncio.run(
         serve(
             sessions,
-            host=host,
-            port=port,
+            host=options.host,
+            port=options.port,
             credentials=credentials,
-            max_body_bytes=args.max_body_bytes,
+            max_body_bytes=options.max_body_bytes,
         )
     )
     return 0
-
-
-def _check_tls_arguments(args: argparse.Namespace) -> bool:
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise ValueError("--tls-cert and --tls-key go together: give both or neither")
-    if args.tls_client_ca and not args.tls_cert:
-        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
-    return bool(args.tls_cert)
 
 
 def _server_credentials(

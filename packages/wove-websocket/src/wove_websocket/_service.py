@@ -16,13 +16,16 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-from wove.network import DEFAULT_MAX_BODY_BYTES, ServiceSessions, server_ssl_context
+from wove.network import (
+    DEFAULT_MAX_BODY_BYTES,
+    ServiceSessions,
+    add_service_arguments,
+    service_options,
+)
 from wove.plugins import (
     FrameRejectedError,
     LogRecord,
     Security,
-    is_loopback_host,
-    security_from_config,
 )
 
 from ._outbox import Outbox, split_lines
@@ -149,76 +152,19 @@ def _url_of(server: Server, *, tls: bool) -> str:
 # -- the command --------------------------------------------------------------------------------
 def configure_command(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``wove worker websocket``."""
-    parser.add_argument(
-        "--bind", required=True, metavar="HOST:PORT", help="address to listen on (port 0: any)"
-    )
-    parser.add_argument("--tls-cert", metavar="PATH", help="server certificate (PEM) for wss://")
-    parser.add_argument("--tls-key", metavar="PATH", help="private key of --tls-cert")
-    parser.add_argument(
-        "--tls-client-ca", metavar="PATH", help="require client certificates signed by this CA"
-    )
-    parser.add_argument(
-        "--security", metavar="env:NAME", help="shared secret that signs every frame"
-    )
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow a non-loopback address without TLS or --security",
-    )
-    parser.add_argument(
-        "--max-threads", type=int, default=32, help="sync tasks run at once (default 32)"
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=DEFAULT_MAX_BODY_BYTES,
-        help=f"largest message accepted (default {DEFAULT_MAX_BODY_BYTES})",
-    )
+    add_service_arguments(parser, default_port=8702)
 
 
 def run_command(arguments: argparse.Namespace) -> int:
     """Run ``wove worker websocket`` until SIGTERM or SIGINT; return the exit status."""
     where = "wove worker websocket"
-    host, _, port_text = str(arguments.bind).rpartition(":")
-    host = host.strip("[]")
-    if not host or not port_text.isdigit():
-        print(f"{where}: --bind must be HOST:PORT, got {arguments.bind!r}", file=sys.stderr)
-        return 2
-    if arguments.max_threads < 1 or arguments.max_body_bytes < 1:
-        print(f"{where}: --max-threads and --max-body-bytes must be at least 1", file=sys.stderr)
-        return 2
-    if arguments.tls_key and not arguments.tls_cert:
-        print(f"{where}: --tls-key needs --tls-cert", file=sys.stderr)
-        return 2
-    if arguments.tls_client_ca and not arguments.tls_cert:
-        print(f"{where}: --tls-client-ca needs --tls-cert", file=sys.stderr)
-        return 2
-    loopback = is_loopback_host(host)
-    tls = bool(arguments.tls_cert)
-    if not loopback and not arguments.insecure and not (tls and arguments.security):
-        print(
-            f"{where}: {host!r} is not a loopback address, so the service needs TLS "
-            "(--tls-cert/--tls-key) and --security env:NAME; pass --insecure to serve it "
-            "without them",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        security = security_from_config(
-            arguments.security, where=where, loopback=loopback or arguments.insecure
-        )
-        context = (
-            server_ssl_context(
-                cert_file=arguments.tls_cert,
-                key_file=arguments.tls_key,
-                client_ca_file=arguments.tls_client_ca,
-            )
-            if tls
-            else None
-        )
+        options = service_options(arguments, name="websocket")
     except (ValueError, OSError) as error:
         print(f"{where}: {error}", file=sys.stderr)
         return 2
+    security, context = options.security, options.ssl_context
+    host, port_text = options.host, str(options.port)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per connection
     try:
@@ -228,8 +174,8 @@ def run_command(arguments: argparse.Namespace) -> int:
                 host,
                 int(port_text),
                 ssl_context=context,
-                max_threads=arguments.max_threads,
-                max_body_bytes=arguments.max_body_bytes,
+                max_threads=options.max_threads,
+                max_body_bytes=options.max_body_bytes,
             )
         )
     except OSError as error:  # the address is in use, or cannot be bound here

@@ -17,6 +17,7 @@ The hierarchy::
      ├── FrameRejectedError        (PermissionError) a frame whose signature, age or nonce fails
      ├── MissingExecutorPluginError(LookupError)  an executor name that no installed plugin provides
      ├── MissingDispatchFeatureError(ImportError) cloudpickle is needed and not installed
+     ├── MissingCallbackFeatureError(ImportError) aiohttp (the callback server) is not installed
      └── PluginError               (RuntimeError) a plugin that cannot load or breaks the rules
           └── DuplicatePluginError                two distributions register the same executor name
 
@@ -35,6 +36,7 @@ __all__ = [
     "EnvironmentExecutionError",
     "FrameRejectedError",
     "InvalidOptionError",
+    "MissingCallbackFeatureError",
     "MissingDispatchFeatureError",
     "MissingExecutorPluginError",
     "PluginError",
@@ -212,6 +214,16 @@ class MissingDispatchFeatureError(WoveError, ImportError):
         super().__init__(
             f"{reason} needs the dispatch serializer, which is not installed. "
             'Install it with: pip install "wove-core[dispatch]"'
+        )
+
+
+class MissingCallbackFeatureError(WoveError, ImportError):
+    """The callback server needs aiohttp (the ``callback`` extra of wove-core), which is missing."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the callback server needs aiohttp, which is not installed. "
+            'Install it with: pip install "wove-core[callback]"'
         )
 
 

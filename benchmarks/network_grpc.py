@@ -23,11 +23,10 @@ import asyncio
 import os
 import secrets
 import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
+
+from _services import start_service, timed
 
 ECHO_SERVER = """
 import asyncio
@@ -53,22 +52,6 @@ asyncio.run(main())
 """
 
 IN_FLIGHT = 64
-
-
-def start(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening on" not in line:
-        process.kill()
-        raise SystemExit(f"{command} did not start: {line!r}")
-    return process, line.rsplit("://", 1)[1].strip()
-
-
-async def timed(work: Callable[[], Awaitable[None]]) -> float:
-    began = time.perf_counter()
-    await work()
-    return time.perf_counter() - began
 
 
 async def executor_rounds(target: str, secret_env: str, tasks: int, rounds: int) -> dict[str, Any]:
@@ -167,8 +150,9 @@ def main() -> None:
     env = dict(os.environ, **{secret_env: secrets.token_hex(32)})
     os.environ[secret_env] = env[secret_env]
     command = [sys.executable, "-m", "wove", "worker", "grpc", "--bind", "127.0.0.1:0"]
-    service, target = start([*command, "--security", f"env:{secret_env}"], env)
-    echo, echo_target = start([sys.executable, "-c", ECHO_SERVER], env)
+    service, service_url = start_service([*command, "--security", f"env:{secret_env}"], env)
+    echo, echo_url = start_service([sys.executable, "-c", ECHO_SERVER], env)
+    target, echo_target = service_url.split("://", 1)[1], echo_url.split("://", 1)[1]
     try:
         wove = asyncio.run(executor_rounds(target, secret_env, options.tasks, options.rounds))
         bare = asyncio.run(

@@ -26,11 +26,11 @@ import asyncio
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
+
+from _services import start_service, timed
 
 ECHO_SERVER = """
 import asyncio, sys
@@ -50,22 +50,6 @@ asyncio.run(main())
 """
 
 IN_FLIGHT = 64
-
-
-def start(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening on" not in line:
-        process.kill()
-        raise SystemExit(f"{command} did not start: {line!r}")
-    return process, line.rsplit(" ", 1)[1].strip()
-
-
-async def timed(work: Callable[[], Awaitable[None]]) -> float:
-    began = time.perf_counter()
-    await work()
-    return time.perf_counter() - began
 
 
 async def executor_rounds(url: str, secret_env: str, tasks: int, rounds: int) -> dict[str, Any]:
@@ -237,12 +221,12 @@ def main() -> None:
     secret_env = "WOVE_BENCH_SECRET"
     env = dict(os.environ, **{secret_env: secrets.token_hex(32)})
     os.environ[secret_env] = env[secret_env]
-    service, service_url = start(
+    service, service_url = start_service(
         [sys.executable, "-m", "wove", "worker", "websocket", "--bind", "127.0.0.1:0",
          "--security", f"env:{secret_env}"],
         env,
     )  # fmt: skip
-    echo, echo_url = start([sys.executable, "-c", ECHO_SERVER], env)
+    echo, echo_url = start_service([sys.executable, "-c", ECHO_SERVER], env)
     try:
         tasks, rounds = options.tasks, options.rounds
         wove_side = asyncio.run(executor_rounds(service_url, secret_env, tasks, rounds))

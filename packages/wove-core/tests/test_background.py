@@ -168,7 +168,7 @@ def wait_for_child(out: Path) -> str:
 
 
 def test_fork_runs_the_weave_in_a_new_process_and_calls_on_done_there(tmp_path: Path) -> None:
-    pytest.importorskip("cloudpickle")
+    # fork=True needs the dispatch serializer, a dev dependency of the workspace.
     out = tmp_path / "on_done.txt"
 
     def on_done(result: WoveResult) -> None:
@@ -191,7 +191,7 @@ def test_fork_runs_the_weave_in_a_new_process_and_calls_on_done_there(tmp_path: 
 
 
 def test_fork_runs_mapped_tasks_with_data_in_the_child(tmp_path: Path) -> None:
-    pytest.importorskip("cloudpickle")
+    # fork=True needs the dispatch serializer, a dev dependency of the workspace.
     out = tmp_path / "on_done.txt"
 
     def on_done(result: WoveResult) -> None:

@@ -117,8 +117,8 @@ def test_config_without_arguments_and_without_a_file_restores_builtins(
 ) -> None:
     wove.config(retries=3)
     monkeypatch.chdir(tmp_path)
-    if find_config_file() is not None:
-        pytest.skip("a wove_config.py above the temporary directory would be loaded")
+    found = find_config_file()
+    assert found is None, f"{found} sits above the temporary directory; move it to run this test"
 
     wove.config()
 

@@ -68,7 +68,11 @@ def test_import_wove_does_not_import_the_kit_or_pytest() -> None:
 
 
 def test_kit_exports_only_the_suite() -> None:
-    assert wove.testing.__all__ == ["ExecutorConformance", "RemoteExecutorConformance"]
+    assert wove.testing.__all__ == [
+        "ExecutorConformance",
+        "PluginConformance",
+        "RemoteExecutorConformance",
+    ]
 
 
 def test_task_bodies_run_where_pytest_cannot_be_imported(tmp_path: Path) -> None:

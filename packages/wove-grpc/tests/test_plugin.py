@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 import wove_grpc
 from wove import Executor
 from wove._registry import get_registry, reset_registry
+from wove.testing import PluginConformance
 from wove_grpc import GrpcExecutor
 
 
@@ -24,34 +22,11 @@ def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_registry()
 
 
-def test_entry_point_names_the_plugin_module():
-    [entry_point] = importlib.metadata.entry_points(group="wove.executors", name="grpc")
-
-    assert entry_point.value == "wove_grpc.plugin"
-    assert entry_point.dist is not None
-    assert entry_point.dist.name == "wove-grpc"
-
-
 def test_distribution_requires_grpcio_and_the_dispatch_extra():
     requirements = importlib.metadata.requires("wove-grpc") or []
 
     assert any(r.startswith("grpcio") for r in requirements), requirements
     assert any(r.startswith("wove-core[dispatch]") for r in requirements), requirements
-
-
-def test_registry_lists_grpc_with_its_metadata():
-    info = get_registry().plugin("grpc")
-
-    assert info is not None
-    assert info.name == "grpc"
-    assert info.distribution == "wove-grpc"
-    assert info.version == importlib.metadata.version("wove-grpc")
-    assert info.kind == "network"
-    assert info.requires == ("grpc", "cloudpickle")
-    assert info.install == "pip install wove-grpc"
-    assert info.description
-    assert "\n" not in info.description
-    assert not info.is_broken
 
 
 def test_loading_gives_the_network_executor():
@@ -82,46 +57,11 @@ def test_public_names():
         _ = wove_grpc.Nope
 
 
-def test_plugin_module_imports_neither_grpc_nor_the_executor():
-    script = textwrap.dedent(
-        """
-        import sys
-        import wove.plugins
-        before = set(sys.modules)
-        import wove_grpc.plugin
-        added = set(sys.modules) - before
-        print("\\n".join(sorted(added)))
-        """
-    )
+class TestGrpcPlugin(PluginConformance):
+    """Entry point, metadata, and import cost, checked by the shared plugin suite."""
 
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
-
-    assert done.returncode == 0, done.stderr
-    added = set(done.stdout.split())
-    assert added <= {"wove_grpc", "wove_grpc.plugin"}, added
-    assert not any(name == "grpc" or name.startswith("grpc.") for name in added)
-
-
-def test_discovery_does_not_import_grpc():
-    script = textwrap.dedent(
-        """
-        import sys
-        from wove._registry import get_registry
-        registry = get_registry()
-        info = registry.plugin("grpc")
-        assert info is not None and not info.is_broken, info
-        registry.commands()
-        for name in ("grpc", "wove_grpc._executor", "wove_grpc._service", "cloudpickle"):
-            assert name not in sys.modules, name
-        print("ok")
-        """
-    )
-
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
-
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    executor_name = "grpc"
+    distribution = "wove-grpc"
+    kind = "network"
+    requires = ("grpc", "cloudpickle")
+    backend_modules = ("grpc", "wove_grpc._executor")

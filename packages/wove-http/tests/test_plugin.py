@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import pytest
 import wove_http
 from wove import Executor
 from wove._registry import get_registry, reset_registry
+from wove.testing import PluginConformance
 from wove_http import HttpExecutor
 
 
@@ -22,27 +22,6 @@ def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_registry()
     yield
     reset_registry()
-
-
-def test_entry_point_names_the_plugin_module():
-    [entry_point] = importlib.metadata.entry_points(group="wove.executors", name="http")
-
-    assert entry_point.value == "wove_http.plugin"
-    assert entry_point.dist is not None
-    assert entry_point.dist.name == "wove-http"
-
-
-def test_registry_lists_http_with_its_metadata():
-    info = get_registry().plugin("http")
-
-    assert info is not None
-    assert info.distribution == "wove-http"
-    assert info.version == importlib.metadata.version("wove-http")
-    assert info.kind == "network"
-    assert info.requires == ("httpx", "cloudpickle")
-    assert info.install == "pip install wove-http"
-    assert info.description
-    assert not info.is_broken
 
 
 def test_loading_gives_the_http_executor():
@@ -88,3 +67,13 @@ def test_plugin_module_imports_neither_httpx_nor_uvicorn():
     added = set(done.stdout.split())
     for heavy in ("httpx", "uvicorn", "wove_http._executor", "wove_http._service"):
         assert heavy not in added
+
+
+class TestHttpPlugin(PluginConformance):
+    """Entry point, metadata, and import cost, checked by the shared plugin suite."""
+
+    executor_name = "http"
+    distribution = "wove-http"
+    kind = "network"
+    requires = ("httpx", "cloudpickle")
+    backend_modules = ("httpx", "uvicorn", "wove_http._executor", "wove_http._service")

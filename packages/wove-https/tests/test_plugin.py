@@ -3,11 +3,9 @@ required (its transport is tested in wove-http, whose TLS conformance class cove
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import trustme
 import wove
 import wove_https
 from wove._registry import get_registry, reset_registry
+from wove.testing import PluginConformance
 from wove_http import HttpExecutor
 from wove_https import HttpsExecutor
 
@@ -27,24 +26,6 @@ def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_registry()
     yield
     reset_registry()
-
-
-def test_entry_point_names_the_plugin_module():
-    [entry_point] = importlib.metadata.entry_points(group="wove.executors", name="https")
-
-    assert entry_point.value == "wove_https.plugin"
-    assert entry_point.dist is not None
-    assert entry_point.dist.name == "wove-https"
-
-
-def test_registry_lists_https_with_its_metadata():
-    info = get_registry().plugin("https")
-
-    assert info is not None
-    assert info.distribution == "wove-https"
-    assert info.kind == "network"
-    assert info.install == "pip install wove-https"
-    assert not info.is_broken
 
 
 def test_the_executor_is_the_http_one_with_tls_required():
@@ -76,26 +57,6 @@ def test_plain_http_url_is_refused_at_start():
         @w.do
         def never() -> None:
             pass
-
-
-def test_plugin_module_imports_neither_httpx_nor_uvicorn():
-    script = textwrap.dedent(
-        """
-        import sys
-        import wove.plugins
-        before = set(sys.modules)
-        import wove_https.plugin
-        print("\\n".join(sorted(set(sys.modules) - before)))
-        """
-    )
-
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
-
-    assert done.returncode == 0, done.stderr
-    added = set(done.stdout.split())
-    assert added <= {"wove_https", "wove_https.plugin"}
 
 
 def test_a_weave_through_wove_worker_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -147,3 +108,13 @@ def test_a_weave_through_wove_worker_https(tmp_path: Path, monkeypatch: pytest.M
         process.terminate()
         process.wait(timeout=30)
         process.stdout.close()
+
+
+class TestHttpsPlugin(PluginConformance):
+    """Entry point, metadata, and import cost, checked by the shared plugin suite."""
+
+    executor_name = "https"
+    distribution = "wove-https"
+    kind = "network"
+    requires = ("httpx", "cloudpickle")
+    backend_modules = ("httpx", "uvicorn")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +9,7 @@ import pytest
 import wove_local
 from wove import InProcessExecutor
 from wove._registry import get_registry, reset_registry
+from wove.testing import PluginConformance
 from wove_local import LocalExecutor
 
 
@@ -22,27 +19,6 @@ def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_registry()
     yield
     reset_registry()
-
-
-def test_entry_point_names_the_plugin_module():
-    [entry_point] = importlib.metadata.entry_points(group="wove.executors", name="local")
-
-    assert entry_point.value == "wove_local.plugin"
-    assert entry_point.dist is not None
-    assert entry_point.dist.name == "wove-local"
-
-
-def test_registry_lists_local_with_its_metadata():
-    info = get_registry().plugin("local")
-
-    assert info is not None
-    assert info.distribution == "wove-local"
-    assert info.version == importlib.metadata.version("wove-local")
-    assert info.kind == "local"
-    assert info.requires == ()
-    assert info.install == "pip install wove-local"
-    assert info.description
-    assert not info.is_broken
 
 
 def test_loading_gives_the_in_process_executor():
@@ -61,22 +37,12 @@ def test_public_names():
     assert "fast path" in LocalExecutor.__doc__
 
 
-def test_plugin_module_imports_nothing_beyond_its_package():
-    # With wove already imported, the entry point's module may add only wove_local's own modules.
-    script = textwrap.dedent(
-        """
-        import sys
-        import wove.plugins
-        before = set(sys.modules)
-        import wove_local.plugin
-        print("\\n".join(sorted(set(sys.modules) - before)))
-        """
-    )
+class TestLocalPlugin(PluginConformance):
+    """Entry point, metadata, and import cost, checked by the shared plugin suite."""
 
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
-
-    assert done.returncode == 0, done.stderr
-    added = set(done.stdout.split())
-    assert added <= {"wove_local", "wove_local._executor", "wove_local.plugin"}
+    executor_name = "local"
+    distribution = "wove-local"
+    kind = "local"
+    requires = ()
+    backend_modules = ()
+    plugin_imports = frozenset({"wove_local._executor"})

@@ -14,11 +14,15 @@ real weaves against the real backend through it::
         def environment(self):
             return {"executor": "stdio", "executor_config": {"processes": 2}}
 
+:class:`PluginConformance` checks a plugin's packaging: entry point, metadata, and that
+importing it loads no backend library.
+
 Importing this package imports pytest; ``import wove`` never imports it.
 """
 
 from __future__ import annotations
 
 from ._conformance import ExecutorConformance, RemoteExecutorConformance
+from ._plugin import PluginConformance
 
-__all__ = ["ExecutorConformance", "RemoteExecutorConformance"]
+__all__ = ["ExecutorConformance", "PluginConformance", "RemoteExecutorConformance"]

@@ -102,7 +102,7 @@ def test_events_are_delivered_in_order_on_the_dispatch_loop(server: CallbackServ
     body = lines(sender, TaskStarted(run_id="run-a"), Heartbeat(run_id="run-a"))
     body += lines(sender, TaskResult(run_id="run-a", result=b"42"))
     status, answer = post(url, body)
-    assert (status, answer) == (200, {"accepted": 3})
+    assert (status, answer) == (200, {"accepted": 3, "cancel": False})
     assert [type(frame) for frame in recorder.frames] == [TaskStarted, Heartbeat, TaskResult]
     assert recorder.on_dispatch_loop == [True, True, True]
 

@@ -32,12 +32,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_network",
         "integrations",
         "integrations.worker",
+        "integrations._reporter",
         "stdio_worker",
         "backend_worker",
     ),
-    ("_graph", "_scheduler", "_report"),
+    ("_graph", "_scheduler", "_report", "_backend"),
     ("_weave", "_merge"),
-    ("__init__", "__main__", "_cli", "_fork_child", "testing", "network"),
+    ("__init__", "__main__", "_cli", "_fork_child", "testing", "network", "backends"),
 )
 
 #: Executors, workers and the callback server must never reach these, even indirectly.
@@ -46,6 +47,8 @@ BOUNDARY_MODULES = (
     "_executor",
     "_callback_server",
     "integrations.worker",
+    "integrations._reporter",
+    "_backend",
     "stdio_worker",
     "backend_worker",
 )

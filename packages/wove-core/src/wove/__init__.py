@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         MissingDispatchFeatureError,
         MissingExecutorPluginError,
         PluginError,
+        RunNotClaimedError,
         TaskCancelledError,
         UnknownEnvironmentError,
         UnknownOptionError,
@@ -82,6 +83,7 @@ __all__ = [
     "PluginError",
     "DuplicatePluginError",
     "FrameRejectedError",
+    "RunNotClaimedError",
 ]
 
 #: Where each public name lives; modules load on first use, so importing a submodule
@@ -94,6 +96,7 @@ _EXPORTS: dict[str, str] = {
     "DuplicatePluginError": "._errors",
     "EnvironmentExecutionError": "._errors",
     "FrameRejectedError": "._errors",
+    "RunNotClaimedError": "._errors",
     "InvalidOptionError": "._errors",
     "MissingDispatchFeatureError": "._errors",
     "MissingCallbackFeatureError": "._errors",

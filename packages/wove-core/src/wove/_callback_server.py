@@ -10,13 +10,23 @@ loop, so a busy weave never delays event intake.
 Routes::
 
     POST /runs/{run_id}/events   signed LineCodec lines -> on_event(frame), in order
-                                 -> 200 {"accepted": N}
+                                 -> 200 {"accepted": N, "cancel": bool}
+                                 -> 409 when it holds a second task_started for the run
     GET  /runs/{run_id}/payload  X-Wove-Signature: sign(b"GET /runs/<run_id>/payload")
                                  -> 200, the payload bytes
 
 Every line is verified (HMAC, constant-time compare, clock skew, replay cache) before anything
 in it is decoded, and a request is delivered all-or-nothing: one bad line refuses the request
-and nothing from it reaches a run. An optional bearer token (``callback_token``), meant for a
+and nothing from it reaches a run.
+
+A run is *claimed* by the first ``task_started`` posted for it; a request that starts it again
+is refused with 409. Backend workers post ``task_started`` before they run anything, so a
+payload delivered twice -- redelivered by a broker, replayed by someone who copied it -- runs
+at most once per run id, whichever process the copy reaches. Every answer to an accepted post
+says whether the weave asked to cancel the run (:meth:`CallbackServer.request_cancel`); that is
+how a worker observes cancellation on backends that cannot interrupt a running job.
+
+An optional bearer token (``callback_token``), meant for a
 proxy in front of the server, is checked in constant time on every request as well.
 
 Thread safety: :func:`acquire_callback_server` and :meth:`CallbackServer.release` may be awaited
@@ -33,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -44,7 +55,7 @@ from ._errors import (
     MissingCallbackFeatureError,
     WeaveUsageError,
 )
-from ._frames import Frame, check_run_id
+from ._frames import Frame, TaskStarted, check_run_id
 from ._security import LineCodec, Security
 
 if TYPE_CHECKING:
@@ -86,11 +97,13 @@ def payload_request_body(run_id: str) -> bytes:
 
 
 class _Run:
-    __slots__ = ("on_event", "payload")
+    __slots__ = ("cancel", "claimed", "on_event", "payload")
 
     def __init__(self, on_event: EventHandler, payload: bytes | None) -> None:
         self.on_event = on_event
         self.payload = payload
+        self.claimed = False
+        self.cancel = False
 
 
 class CallbackServer:
@@ -112,8 +125,10 @@ class CallbackServer:
         public_url: str | None,
         callback_token: str | None,
         max_body_bytes: int,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         self.bound: tuple[str, int] = (host, 0)
         self.url = ""
         self.security = security
@@ -172,6 +187,16 @@ class CallbackServer:
         with self._runs_lock:
             self._runs.pop(run_id, None)
 
+    def request_cancel(self, run_id: str) -> None:
+        """Tell the worker of ``run_id`` to cancel it, in the answer to its next post.
+
+        Unknown run ids are ignored.
+        """
+        with self._runs_lock:
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.cancel = True
+
     def payload_url(self, run_id: str) -> str:
         """The URL a worker fetches ``run_id``'s payload from."""
         return f"{self.url}/runs/{run_id}/payload"
@@ -229,7 +254,7 @@ class CallbackServer:
         runner = aio.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
-            site = aio.TCPSite(runner, self.host, port)
+            site = aio.TCPSite(runner, self.host, port, ssl_context=self.ssl_context)
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -241,7 +266,8 @@ class CallbackServer:
             self.url = self.public_url.rstrip("/")
         else:
             shown = f"[{self.host}]" if ":" in self.host else self.host
-            self.url = f"http://{shown}:{bound_port}"
+            scheme = "https" if self.ssl_context is not None else "http"
+            self.url = f"{scheme}://{shown}:{bound_port}"
         logger.debug("callback server listening on %s:%d (url %s)", *self.bound, self.url)
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -316,12 +342,20 @@ class CallbackServer:
         run = self._run(run_id)
         if run is None:  # unregistered while the body was being read
             return self._error(404, f"no run {run_id!r} is registered here")
+        starts = sum(isinstance(frame, TaskStarted) for frame in frames)
+        if starts:
+            with self._runs_lock:
+                already = run.claimed
+                run.claimed = True
+            if already or starts > 1:
+                logger.warning("run %r was started a second time; the copy was refused", run_id)
+                return self._error(409, f"run {run_id!r} was already started by another worker")
         for frame in frames:
             try:
                 run.on_event(frame)
             except Exception:
                 logger.exception("event handler for run %r failed on %s", run_id, type(frame))
-        response: web.Response = aio.json_response({"accepted": len(frames)})
+        response: web.Response = aio.json_response({"accepted": len(frames), "cancel": run.cancel})
         return response
 
     async def _get_payload(self, request: web.Request) -> web.Response:
@@ -368,6 +402,7 @@ async def acquire_callback_server(
     public_url: str | None = None,
     callback_token: str | None = None,
     max_body_bytes: int = DEFAULT_CALLBACK_MAX_BODY_BYTES,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> CallbackServer:
     """Return the process's callback server for ``(host, port)``, starting it if needed.
 
@@ -383,6 +418,7 @@ async def acquire_callback_server(
             differs from ``http://host:port`` (a proxy, a container's published port).
         callback_token: a bearer token every request must carry (``callback_token``).
         max_body_bytes: larger request bodies are refused with 413.
+        ssl_context: serve HTTPS with this context (``callback_cert_file``/``callback_key_file``).
 
     Raises:
         MissingCallbackFeatureError: aiohttp is not installed.
@@ -404,7 +440,9 @@ async def acquire_callback_server(
         raise InvalidOptionError(
             f"the callback server needs a Security to check events, got {security!r}"
         )
-    acquire = _acquire(host, port, security, public_url, callback_token, max_body_bytes)
+    acquire = _acquire(
+        host, port, security, public_url, callback_token, max_body_bytes, ssl_context
+    )
     if dispatch_loop.is_current():
         return await acquire
     return await asyncio.wrap_future(dispatch_loop.run(acquire))
@@ -417,6 +455,7 @@ async def _acquire(
     public_url: str | None,
     callback_token: str | None,
     max_body_bytes: int,
+    ssl_context: ssl.SSLContext | None,
 ) -> CallbackServer:
     async with _servers_lock():
         server = _servers.get((host, port))
@@ -430,6 +469,7 @@ async def _acquire(
             public_url=public_url,
             callback_token=callback_token,
             max_body_bytes=max_body_bytes,
+            ssl_context=ssl_context,
         )
         await server._start(port)
         server._references = 1

@@ -15,6 +15,7 @@ The hierarchy::
      ├── DeliveryTimeoutError      (TimeoutError) no terminal event within ``delivery_timeout``
      ├── DeliveryOrphanedError     (RuntimeError) the worker running a task went away
      ├── FrameRejectedError        (PermissionError) a frame whose signature, age or nonce fails
+     ├── RunNotClaimedError        (RuntimeError) a backend payload whose run started elsewhere
      ├── MissingExecutorPluginError(LookupError)  an executor name that no installed plugin provides
      ├── MissingDispatchFeatureError(ImportError) cloudpickle is needed and not installed
      ├── MissingCallbackFeatureError(ImportError) aiohttp (the callback server) is not installed
@@ -40,6 +41,7 @@ __all__ = [
     "MissingDispatchFeatureError",
     "MissingExecutorPluginError",
     "PluginError",
+    "RunNotClaimedError",
     "TaskCancelledError",
     "UnknownEnvironmentError",
     "UnknownOptionError",
@@ -181,6 +183,15 @@ class FrameRejectedError(WoveError, PermissionError):
     """A frame or payload that failed verification: no or wrong signature, too old, replayed.
 
     Nothing in a rejected frame is ever decoded further or executed.
+    """
+
+
+class RunNotClaimedError(WoveError, RuntimeError):
+    """A backend worker did not run a payload: its run was already started by another worker
+    (a redelivered or replayed copy), or the weave no longer waits for it.
+
+    Raised by :func:`wove.integrations.worker.run` before anything is unpickled; the task
+    system records the job as failed with this message, and the weave is unaffected.
     """
 
 

@@ -4,7 +4,8 @@ Frames are msgspec Structs tagged by ``type``. Values that cross the boundary (t
 its arguments, a result, an exception) travel as dispatch-serializer bytes inside a frame, and
 are only unpickled after the frame's signature has been verified (see ``_security``).
 
-Commands (weave -> worker): ``run_task``, ``cancel_task``, ``shutdown``.
+Commands (weave -> worker): ``run_task``, ``cancel_task``, ``shutdown``, and ``payload_ref``
+(where a backend worker fetches a ``run_task`` too large for its backend to carry).
 Events (worker -> weave): ``task_started``, ``task_result``, ``task_error``, ``task_cancelled``,
 ``heartbeat``, ``log``.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "Heartbeat",
     "LogRecord",
     "NormalizedError",
+    "PayloadRef",
     "RunTask",
     "Shutdown",
     "TaskCancelled",
@@ -103,6 +105,9 @@ class Delivery(msgspec.Struct, kw_only=True, omit_defaults=True):
     timeout: float | None = None
     idempotency_key: str | None = None
     attempt: int = 1
+    #: Base URL of the callback server a backend worker reports this run's events to
+    #: (``<callback>/runs/<run_id>/events``); ``None`` for workers that answer on their channel.
+    callback: str | None = None
 
 
 class Frame(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
@@ -124,6 +129,13 @@ class RunTask(Frame, tag="run_task"):
 
 class CancelTask(Frame, tag="cancel_task"):
     """Stop the run if it is still going; the worker answers with ``task_cancelled``."""
+
+
+class PayloadRef(Frame, tag="payload_ref"):
+    """Where a backend worker fetches the run's ``run_task`` line when it was too large for the
+    backend to carry: a signed ``GET`` of ``url`` (see ``wove._callback_server``)."""
+
+    url: str
 
 
 class Shutdown(Frame, tag="shutdown"):
@@ -157,7 +169,7 @@ class LogRecord(Frame, tag="log"):
     message: str = ""
 
 
-Command = RunTask | CancelTask | Shutdown
+Command = RunTask | CancelTask | Shutdown | PayloadRef
 Event = TaskStarted | TaskResult | TaskError | TaskCancelled | Heartbeat | LogRecord
 AnyFrame = Command | Event
 

@@ -44,6 +44,7 @@ from .._frames import (
     Heartbeat,
     LogRecord,
     NormalizedError,
+    PayloadRef,
     RunTask,
     Shutdown,
     TaskCancelled,
@@ -229,6 +230,10 @@ class WorkerRuntime:
         run = _Run(frame)
         self._runs[frame.run_id] = run
         run.task = asyncio.create_task(self._run(run), name=f"wove-run-{frame.run_id}")
+
+    def cancel(self, run_id: str) -> None:
+        """Cancel ``run_id`` as a ``cancel_task`` frame would; call it on the runtime's loop."""
+        self._cancel(run_id)
 
     def _cancel(self, run_id: str) -> None:
         run = self._runs.get(run_id)
@@ -506,12 +511,19 @@ def verify_payload(payload: bytes | str, *, security: Security | None = None) ->
         FrameRejectedError: a missing, forged, tampered, expired or replayed signature, or a
             payload that is not exactly one ``run_task`` frame.
     """
+    frame = _verified(payload, security if security is not None else _security_from_env())
+    if not isinstance(frame, RunTask):
+        raise FrameRejectedError(
+            f"payload refused: expected a run_task frame, got {type(frame).__name__}"
+        )
+    return frame
+
+
+def _verified(payload: bytes | str, security: Security | None) -> RunTask | PayloadRef:
     line = payload.encode() if isinstance(payload, str) else bytes(payload)
     line = line.rstrip(b"\r\n")
     if b"\n" in line:
         raise FrameRejectedError("payload refused: it must be exactly one line")
-    if security is None:
-        security = _security_from_env()
     if security is None:
         if b"\t" in line:
             raise FrameRejectedError(
@@ -529,11 +541,31 @@ def verify_payload(payload: bytes | str, *, security: Security | None = None) ->
         raise
     except Exception as error:  # a checker bug must still refuse, never let the payload through
         raise FrameRejectedError(f"payload refused: it could not be checked ({error!r})") from None
-    if not isinstance(frame, RunTask):
+    if not isinstance(frame, (RunTask, PayloadRef)):
         raise FrameRejectedError(
             f"payload refused: expected a run_task frame, got {type(frame).__name__}"
         )
     return frame
+
+
+async def _resolve(payload: bytes | str, security: Security | None) -> RunTask:
+    """Verify ``payload``; when it is a reference, fetch the run it points at and verify that."""
+    frame = _verified(payload, security)
+    if isinstance(frame, RunTask):
+        return frame
+    if security is None:
+        raise FrameRejectedError(
+            f"payload reference refused: fetching a payload needs {SECRET_ENV} to sign the request"
+        )
+    from ._reporter import fetch_payload
+
+    fetched = _verified(await fetch_payload(frame, security), security)
+    if not isinstance(fetched, RunTask) or fetched.run_id != frame.run_id:
+        raise FrameRejectedError(
+            f"payload refused: the server answered the payload of run {frame.run_id!r} with "
+            "something else"
+        )
+    return fetched
 
 
 @functools.lru_cache(maxsize=4)
@@ -557,6 +589,11 @@ async def arun(
 ) -> Terminal:
     """Verify a backend payload, run its task, and return the terminal event.
 
+    When the payload names a callback server (``delivery.callback``; backend adapters always
+    set it), the run is first claimed there, every event is posted to it as it happens, and a
+    cancel the weave asks for stops the run -- see :mod:`wove.integrations._reporter`. A
+    payload too large for its backend arrives as a reference and is fetched from there first.
+
     Args:
         payload: the signed ``run_task`` line the adapter submitted (see :func:`verify_payload`).
         security: the shared secret; by default built from ``WOVE_SECRET``.
@@ -567,13 +604,18 @@ async def arun(
 
     Raises:
         FrameRejectedError: the payload failed verification; nothing was unpickled or run.
+        RunNotClaimedError: another worker already started this run, or the weave no longer
+            waits for it; nothing was unpickled or run.
         Exception: the first exception ``on_event`` raised, once the run has ended.
     """
-    frame = verify_payload(payload, security=security)
+    if security is None:
+        security = _security_from_env()
+    frame = await _resolve(payload, security)
     terminal: Terminal | None = None
     callback_errors: list[Exception] = []
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
-    async def emit(event: Frame) -> None:
+    async def observe(event: Frame) -> None:
         nonlocal terminal
         if isinstance(event, TERMINAL_EVENTS):
             terminal = event
@@ -584,9 +626,37 @@ async def arun(
                 callback_errors.append(error)
                 raise
 
-    async with WorkerRuntime(emit, worker_name=f"{socket.gethostname()}:{os.getpid()}") as runtime:
-        await runtime.handle(frame)
-        await runtime.drain()
+    if frame.delivery.callback is None:
+        async with WorkerRuntime(observe, worker_name=worker_name) as runtime:
+            await runtime.handle(frame)
+            await runtime.drain()
+    else:
+        if security is None:
+            raise FrameRejectedError(
+                f"run {frame.run_id!r} reports to a callback server, which needs {SECRET_ENV} "
+                "on this worker to sign its events"
+            )
+        from ._reporter import CallbackReporter
+
+        runtimes: list[WorkerRuntime] = []
+
+        def cancel() -> None:
+            for runtime in runtimes:
+                runtime.cancel(frame.run_id)
+
+        async with CallbackReporter(frame, security, on_cancel=cancel) as reporter:
+            await reporter.claim(worker_name)
+
+            async def emit(event: Frame) -> None:
+                try:
+                    await observe(event)
+                finally:
+                    await reporter.emit(event)
+
+            async with WorkerRuntime(emit, worker_name=worker_name) as runtime:
+                runtimes.append(runtime)
+                await runtime.handle(frame)
+                await runtime.drain()
     if callback_errors:
         raise callback_errors[0]
     if terminal is None:  # every run reports one; this would be a runtime bug

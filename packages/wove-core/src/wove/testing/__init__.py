@@ -14,6 +14,9 @@ real weaves against the real backend through it::
         def environment(self):
             return {"executor": "stdio", "executor_config": {"processes": 2}}
 
+:class:`BackendExecutorConformance` adds the callback-server checks for executors built on
+:class:`wove.backends.BackendExecutor`.
+
 :class:`PluginConformance` checks a plugin's packaging: entry point, metadata, and that
 importing it loads no backend library.
 
@@ -22,7 +25,15 @@ Importing this package imports pytest; ``import wove`` never imports it.
 
 from __future__ import annotations
 
+from ._backend import BackendExecutorConformance, FlakyProxy, free_port
 from ._conformance import ExecutorConformance, RemoteExecutorConformance
 from ._plugin import PluginConformance
 
-__all__ = ["ExecutorConformance", "PluginConformance", "RemoteExecutorConformance"]
+__all__ = [
+    "BackendExecutorConformance",
+    "ExecutorConformance",
+    "FlakyProxy",
+    "PluginConformance",
+    "RemoteExecutorConformance",
+    "free_port",
+]

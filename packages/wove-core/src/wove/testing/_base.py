@@ -40,6 +40,10 @@ class ConformanceBase:
     #: holds every out-of-process executor to the strict rule unless it sets this to ``False``,
     #: which documents the limit. Async tasks must always stop.
     interrupts_sync_tasks: ClassVar[bool] = True
+    #: How many runs ``test_many_concurrent_runs_succeed`` starts at once. Backends that start
+    #: a process or a job per run (batch schedulers, one-process-per-job queues) may lower it
+    #: to what one test machine can start within :attr:`hang_guard_seconds`.
+    concurrent_runs: ClassVar[int] = 200
 
     # -- what a plugin provides ---------------------------------------------------------------
     @pytest.fixture

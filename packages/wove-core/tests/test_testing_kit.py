@@ -69,9 +69,12 @@ def test_import_wove_does_not_import_the_kit_or_pytest() -> None:
 
 def test_kit_exports_only_the_suite() -> None:
     assert wove.testing.__all__ == [
+        "BackendExecutorConformance",
         "ExecutorConformance",
+        "FlakyProxy",
         "PluginConformance",
         "RemoteExecutorConformance",
+        "free_port",
     ]
 
 

@@ -37,6 +37,7 @@ def subprocess_plugin() -> Iterator[None]:
 class TestSubprocessBackendConformance(BackendExecutorConformance):
     # One Python process per run: 200 at once would only measure this machine's CPU.
     concurrent_runs = 20
+
     @pytest.fixture
     def environment(self) -> dict[str, Any]:
         return {

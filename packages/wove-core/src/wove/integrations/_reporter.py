@@ -161,6 +161,28 @@ async def fetch_payload(reference: PayloadRef, security: Security) -> bytes:
     return result
 
 
+_sessions: dict[int, aiohttp.ClientSession] = {}
+
+
+def _shared_session(aiohttp: Any) -> aiohttp.ClientSession | None:
+    """The worker loop's keep-alive session, made once per process; ``None`` on other loops,
+    whose lifetime this module does not know (their runs get a session of their own)."""
+    from . import _loop
+
+    loop = asyncio.get_running_loop()
+    if loop is not _loop._loop or _loop._pid != os.getpid():
+        return None
+    session = _sessions.get(os.getpid())
+    if session is None or session.closed:
+        session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT), headers=_headers()
+        )
+        _sessions.clear()  # a forked child's copy belongs to its parent's loop
+        _sessions[os.getpid()] = session
+        _loop.at_loop_exit(session.close)
+    return session
+
+
 class CallbackReporter:
     """Posts one run's events to the callback server, in order, batched, with retries.
 
@@ -191,11 +213,15 @@ class CallbackReporter:
         self._session: aiohttp.ClientSession | None = None
         self._poster: asyncio.Task[None] | None = None
         self._budget = _retry_seconds()
+        self._owns_session = False
 
     async def __aenter__(self) -> CallbackReporter:
-        self._session = self._aiohttp.ClientSession(
-            timeout=self._aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT), headers=_headers()
-        )
+        self._session = _shared_session(self._aiohttp)
+        if self._session is None:
+            self._session = self._aiohttp.ClientSession(
+                timeout=self._aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT), headers=_headers()
+            )
+            self._owns_session = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -234,7 +260,7 @@ class CallbackReporter:
         self._wake.set()
         if self._poster is not None:
             await self._poster
-        if self._session is not None:
+        if self._session is not None and self._owns_session:
             await self._session.close()
 
     async def _post_queued(self) -> None:

@@ -672,6 +672,10 @@ def run(
 ) -> Terminal:
     """Blocking twin of :func:`arun`, for backends whose workers call plain functions.
 
+    The run happens on one event loop per worker process, in a daemon thread, so connections to
+    the callback server are reused from task to task; ``on_event`` is called on that loop's
+    thread. Any number of threads may call it at once.
+
     Example:
         >>> # inside a Celery task, an RQ job, a Kubernetes Job's command...
         >>> event = run(payload)  # doctest: +SKIP
@@ -681,7 +685,9 @@ def run(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(arun(payload, security=security, on_event=on_event))
+        from ._loop import run_on_worker_loop
+
+        return run_on_worker_loop(arun(payload, security=security, on_event=on_event))
     raise WeaveUsageError(
         "wove.integrations.worker.run() was called with an event loop running in this thread; "
         "use `await wove.integrations.worker.arun(payload)` there instead"

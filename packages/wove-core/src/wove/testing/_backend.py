@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import wove
 from wove._config import reset_config
 from wove._environments import reset_environments
@@ -94,13 +92,15 @@ class FlakyProxy:
                 for name, value in request.headers.items()
                 if name.lower() not in ("host", "content-length", "transfer-encoding")
             }
+            body = await request.read()
+            target = self.target + request.path_qs
             async with session.request(
-                request.method, self.target + request.path_qs, headers=headers, data=await request.read()
+                request.method, target, headers=headers, data=body
             ) as upstream:
-                body = await upstream.read()
+                answer = await upstream.read()
                 self.forwarded += 1
                 return web.Response(
-                    status=upstream.status, body=body, content_type=upstream.content_type
+                    status=upstream.status, body=answer, content_type=upstream.content_type
                 )
 
         app = web.Application(client_max_size=1 << 30)
@@ -131,17 +131,14 @@ class BackendConformance(ConformanceBase):
         reset_environments()
         wove.config(environments={name: _with_config(environment, executor_config)})
 
-    def test_two_weaves_share_a_fixed_callback_port(
-        self, environment: Mapping[str, Any]
-    ) -> None:
+    def test_two_weaves_share_a_fixed_callback_port(self, environment: Mapping[str, Any]) -> None:
         port = free_port()
         self._stop_environment(self.environment_name)
         reset_config()
         reset_environments()
         names = ("left", "right")
-        wove.config(
-            environments={name: _with_config(environment, {"callback_port": port}) for name in names}
-        )
+        shared_port = {"callback_port": port}
+        wove.config(environments={name: _with_config(environment, shared_port) for name in names})
         results: dict[str, list[int]] = {}
         errors: list[BaseException] = []
 
@@ -158,8 +155,7 @@ class BackendConformance(ConformanceBase):
                 errors.append(error)
 
         threads = [
-            threading.Thread(target=run, args=(name, offset))
-            for offset, name in enumerate(names)
+            threading.Thread(target=run, args=(name, offset)) for offset, name in enumerate(names)
         ]
         try:
             for thread in threads:
@@ -209,9 +205,7 @@ class BackendConformance(ConformanceBase):
             server.unregister_run(run_id)
         self.assert_environment_works()
 
-    def test_transient_callback_failures_are_retried(
-        self, environment: Mapping[str, Any]
-    ) -> None:
+    def test_transient_callback_failures_are_retried(self, environment: Mapping[str, Any]) -> None:
         port = free_port()
         with FlakyProxy(f"http://127.0.0.1:{port}", failures=2) as proxy:
             self.reconfigure(environment, callback_port=port, callback_url=proxy.url)
@@ -237,7 +231,6 @@ class BackendConformance(ConformanceBase):
                 return len(blob), blob[-16:]
 
         assert w.result.size == (len(blob), blob[-16:])
-
 
     def test_replayed_frame_runs_once(self, runs_in_process: bool, shared_tmp_path: Path) -> None:
         """A payload pushed into the backend twice runs once, whichever worker gets the copy.

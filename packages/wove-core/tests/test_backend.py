@@ -15,7 +15,7 @@ import pytest
 import wove
 from wove import DeliveryOrphanedError, InvalidOptionError, RunNotClaimedError, UnknownOptionError
 from wove._callback_server import acquire_callback_server
-from wove._frames import Delivery, RunTask, new_run_id
+from wove._frames import Delivery, RunTask, TaskCancelled, TaskStarted, new_run_id
 from wove._registry import get_registry
 from wove._security import LineCodec, Security
 from wove._serializer import dumps
@@ -171,3 +171,32 @@ def test_a_worker_refuses_a_run_nobody_waits_for(tmp_path: Path):
 
     asyncio.run(scenario())
     assert not marker.exists()
+
+
+def test_a_run_cancelled_before_its_worker_claims_it_never_starts(tmp_path: Path):
+    security = Security(os.environ["WOVE_SECRET"])
+    marker = tmp_path / "ran"
+    seen: list[Any] = []
+
+    async def scenario() -> Any:
+        server = await acquire_callback_server(security=security)
+        try:
+            frame = RunTask(
+                run_id=new_run_id("cancelled-early"),
+                task_id="cancelled-early",
+                callable=dumps(marker.touch, "test"),
+                args=dumps({}, "test"),
+                delivery=Delivery(callback=server.url),
+            )
+            server.register_run(frame.run_id, seen.append)
+            server.request_cancel(frame.run_id)  # the weave gave up while the job was queued
+            line = LineCodec(security).encode(frame)
+            return await asyncio.to_thread(run, line, security=security)
+        finally:
+            await server.release()
+
+    terminal = asyncio.run(scenario())
+
+    assert isinstance(terminal, TaskCancelled)
+    assert not marker.exists()
+    assert [type(frame) for frame in seen] == [TaskStarted, TaskCancelled]

@@ -639,8 +639,11 @@ async def arun(
         from ._reporter import CallbackReporter
 
         runtimes: list[WorkerRuntime] = []
+        cancelled_early = False
 
         def cancel() -> None:
+            nonlocal cancelled_early
+            cancelled_early = not runtimes  # the answer to the claim itself says "cancel"
             for runtime in runtimes:
                 runtime.cancel(frame.run_id)
 
@@ -653,10 +656,13 @@ async def arun(
                 finally:
                     await reporter.emit(event)
 
-            async with WorkerRuntime(emit, worker_name=worker_name) as runtime:
-                runtimes.append(runtime)
-                await runtime.handle(frame)
-                await runtime.drain()
+            if cancelled_early:
+                await emit(TaskCancelled(run_id=frame.run_id))
+            else:
+                async with WorkerRuntime(emit, worker_name=worker_name) as runtime:
+                    runtimes.append(runtime)
+                    await runtime.handle(frame)
+                    await runtime.drain()
     if callback_errors:
         raise callback_errors[0]
     if terminal is None:  # every run reports one; this would be a runtime bug

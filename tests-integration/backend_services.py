@@ -92,8 +92,35 @@ def _apt_install(*packages: str) -> None:
             raise ServiceError(f"`{' '.join(command)}` failed:\n{done.stderr[-2000:]}")
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, including ones that left its process group (RQ's work
+    horses call ``setpgrp``), read from ``/proc``; empty where ``/proc`` has no children files."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                pids = [int(child) for child in children.read_text().split()]
+            except OSError:
+                continue
+            found.extend(pids)
+            pending.extend(pids)
+    return found
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def _stop_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """SIGTERM the process group we started, then SIGKILL what is left after ``timeout``."""
+    """SIGTERM the process group we started, then SIGKILL what is left after ``timeout``,
+    including descendants that moved to a group of their own."""
+    strays = _descendants(process.pid)
     if process.poll() is None:
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -107,6 +134,7 @@ def _stop_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None
         os.killpg(process.pid, signal.SIGKILL)  # pool children that outlived their parent
     except (ProcessLookupError, PermissionError):
         pass
+    _kill(strays)
     if process.poll() is None:
         process.wait(5)
 
@@ -312,11 +340,14 @@ class WorkerProcess:
                     return
 
     def kill(self) -> None:
-        """Kill the worker at once (SIGKILL to its group); the watcher starts a new one."""
+        """Kill the worker and everything it started at once (SIGKILL); the watcher starts a
+        new one."""
+        strays = _descendants(self.process.pid)
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        _kill(strays)
 
     def stop(self) -> None:
         with self._lock:

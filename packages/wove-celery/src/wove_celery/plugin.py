@@ -1,0 +1,36 @@
+"""The entry point of the ``celery`` executor: hook implementations and metadata only.
+
+Importing this module is cheap: Celery is imported when a ``celery`` environment starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from wove.plugins import RegisterExecutor, hookimpl
+
+if TYPE_CHECKING:
+    from wove import Executor
+
+__all__ = ["register_executors"]
+
+
+def _load() -> type[Executor]:
+    from ._adapter import CeleryExecutor
+
+    return CeleryExecutor
+
+
+@hookimpl
+def register_executors(register: RegisterExecutor) -> None:
+    """Offer the Celery executor; Celery is imported only when an environment starts."""
+    register(
+        name="celery",
+        kind="backend",
+        load=_load,
+        requires=("celery", "cloudpickle", "aiohttp"),
+        description=(
+            "Run tasks as Celery tasks on your Celery workers (Redis, RabbitMQ or any broker "
+            "Celery supports); results come back over Wove's callback server."
+        ),
+    )

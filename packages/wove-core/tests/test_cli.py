@@ -335,7 +335,7 @@ def test_doctor_reports_a_missing_executor_plugin_with_its_install_line(workdir,
     path = write_config(
         workdir,
         """
-        WOVE_CONFIG = {"environments": {"jobs": {"executor": "celery", "retries": 2}}}
+        WOVE_CONFIG = {"environments": {"jobs": {"executor": "nomad", "retries": 2}}}
         """,
     )
 
@@ -344,20 +344,20 @@ def test_doctor_reports_a_missing_executor_plugin_with_its_install_line(workdir,
     out = capsys.readouterr().out
     assert f"configuration: {path}" in out
     assert "environment 'default': ok" in out
-    assert "environment 'jobs': 1 problem (executor 'celery')" in out
-    assert "pip install wove-celery" in out
+    assert "environment 'jobs': 1 problem (executor 'nomad')" in out
+    assert "pip install wove-nomad" in out
 
 
 def test_doctor_reads_the_file_given_with_config(tmp_path, workdir, capsys):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    path = write_config(elsewhere, 'WOVE_CONFIG = {"environments": {"ray": {"executor": "ray"}}}\n')
+    path = write_config(elsewhere, 'WOVE_CONFIG = {"environments": {"grid": {"executor": "nomad"}}}\n')
 
     assert main(["doctor", "--config", str(path)]) == 1
 
     out = capsys.readouterr().out
     assert f"configuration: {path.resolve()}" in out
-    assert "pip install wove-ray" in out
+    assert "pip install wove-nomad" in out
 
 
 def test_doctor_rejects_a_typo_in_the_config_file(workdir, capsys):

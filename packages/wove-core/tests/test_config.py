@@ -367,10 +367,10 @@ def test_executor_instance_is_started_once_and_reused_across_weaves() -> None:
 
 
 def test_missing_executor_plugin_fails_at_block_end_before_any_task_runs() -> None:
-    wove.config(environments={"queue": {"executor": "celery"}})
+    wove.config(environments={"queue": {"executor": "nomad"}})
     ran: list[str] = []
     with (  # noqa: PT012
-        pytest.raises(MissingExecutorPluginError, match="pip install wove-celery") as caught,
+        pytest.raises(MissingExecutorPluginError, match="pip install wove-nomad") as caught,
         weave() as w,
     ):
 
@@ -386,7 +386,7 @@ def test_missing_executor_plugin_fails_at_block_end_before_any_task_runs() -> No
 
     assert ran == ["block body finished"]
     assert isinstance(caught.value, LookupError)
-    assert "environment 'queue' uses executor 'celery'" in str(caught.value)
+    assert "environment 'queue' uses executor 'nomad'" in str(caught.value)
 
 
 def test_local_executor_accepts_no_executor_config_keys() -> None:

@@ -368,8 +368,8 @@ def test_duplicate_is_an_error_even_when_one_plugin_is_broken(install_distributi
 
 
 def test_unknown_executor_gives_the_install_line():
-    with pytest.raises(MissingExecutorPluginError, match="pip install wove-celery") as raised:
-        get_registry().executor_class("celery", "jobs")
+    with pytest.raises(MissingExecutorPluginError, match="pip install wove-nomad") as raised:
+        get_registry().executor_class("nomad", "jobs")
 
     assert "environment 'jobs'" in str(raised.value)
     assert "'local'" in str(raised.value)

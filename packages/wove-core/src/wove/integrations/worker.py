@@ -120,6 +120,9 @@ class WorkerRuntime:
         emit: awaited with every event frame, in order for each run.
         max_threads: how many sync callables may run at the same time.
         worker_name: reported in ``task_started`` so the weave can say where a task ran.
+        threads: run sync callables on this pool, shared with other runtimes, instead of one
+            of the runtime's own (``max_threads`` then does not apply, and closing the runtime
+            leaves the pool running).
 
     Example:
         >>> async def serve(frames, emit):
@@ -129,7 +132,14 @@ class WorkerRuntime:
         ...         await runtime.drain()
     """
 
-    def __init__(self, emit: Emit, *, max_threads: int = 32, worker_name: str = "") -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        *,
+        max_threads: int = 32,
+        worker_name: str = "",
+        threads: ThreadPoolExecutor | None = None,
+    ) -> None:
         if max_threads < 1:
             raise InvalidOptionError(f"max_threads must be at least 1, got {max_threads!r}")
         require_dispatch(_REASON)  # fail when the worker starts, not on its first task
@@ -137,7 +147,8 @@ class WorkerRuntime:
         self._max_threads = max_threads
         self._worker_name = worker_name
         self._runs: dict[str, _Run] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = threads
+        self._owns_pool = threads is None
         self._busy = 0  # calls inside pool threads, abandoned ones included
         self._busy_lock = threading.Lock()
         self._closed = False
@@ -200,7 +211,7 @@ class WorkerRuntime:
         self._cancel_all()
         await self.drain()
         pool, self._pool = self._pool, None
-        if pool is not None:
+        if pool is not None and self._owns_pool:
             pool.shutdown(wait=False, cancel_futures=True)
             if not self.busy_threads:  # idle threads exit at once; join them off the loop
                 await asyncio.to_thread(pool.shutdown)
@@ -568,6 +579,20 @@ async def _resolve(payload: bytes | str, security: Security | None) -> RunTask:
     return fetched
 
 
+_threads_lock = threading.Lock()
+_threads: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _shared_threads() -> ThreadPoolExecutor:
+    """One pool per process for the sync tasks of :func:`arun`; a pool per payload would start
+    and join a thread for every task. A forked child makes its own."""
+    global _threads
+    with _threads_lock:
+        if _threads is None or _threads[0] != os.getpid():
+            _threads = (os.getpid(), ThreadPoolExecutor(32, thread_name_prefix="wove-worker"))
+        return _threads[1]
+
+
 @functools.lru_cache(maxsize=4)
 def _cached_security(secret: str, key_id: str) -> Security:
     # One instance per secret, so its replay cache spans every payload this process runs.
@@ -627,7 +652,9 @@ async def arun(
                 raise
 
     if frame.delivery.callback is None:
-        async with WorkerRuntime(observe, worker_name=worker_name) as runtime:
+        async with WorkerRuntime(
+            observe, worker_name=worker_name, threads=_shared_threads()
+        ) as runtime:
             await runtime.handle(frame)
             await runtime.drain()
     else:
@@ -659,7 +686,9 @@ async def arun(
             if cancelled_early:
                 await emit(TaskCancelled(run_id=frame.run_id))
             else:
-                async with WorkerRuntime(emit, worker_name=worker_name) as runtime:
+                async with WorkerRuntime(
+                    emit, worker_name=worker_name, threads=_shared_threads()
+                ) as runtime:
                     runtimes.append(runtime)
                     await runtime.handle(frame)
                     await runtime.drain()

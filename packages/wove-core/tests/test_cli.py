@@ -351,7 +351,8 @@ def test_doctor_reports_a_missing_executor_plugin_with_its_install_line(workdir,
 def test_doctor_reads_the_file_given_with_config(tmp_path, workdir, capsys):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    path = write_config(elsewhere, 'WOVE_CONFIG = {"environments": {"grid": {"executor": "nomad"}}}\n')
+    config = 'WOVE_CONFIG = {"environments": {"grid": {"executor": "nomad"}}}\n'
+    path = write_config(elsewhere, config)
 
     assert main(["doctor", "--config", str(path)]) == 1
 

@@ -75,6 +75,7 @@ def test_kit_exports_only_the_suite() -> None:
         "PluginConformance",
         "RemoteExecutorConformance",
         "free_port",
+        "stop_environments",
     ]
 
 

@@ -21,7 +21,7 @@ from wove._frames import Delivery, RunTask, new_run_id
 from wove._security import LineCodec, Security
 from wove._serializer import dumps
 from wove.backends import BackendJob, DuplicateJobError
-from wove.testing import free_port
+from wove.testing import free_port, stop_environments
 from wove_dask import NOT_CLAIMED, DaskAdapter, DaskExecutor, run_payload
 
 from .conftest import backend_services, dask_service
@@ -50,20 +50,6 @@ def configure(**environments: dict[str, Any]) -> None:
     wove.config(environments=environments)
 
 
-def stop_environments(*names: str) -> None:
-    """Stop started executors, so no test leaves a Dask client or callback server behind."""
-    from wove._delivery import dispatch_loop
-
-    for name in names:
-        try:
-            resolved = resolve_environment(current_config(), name)
-        except wove.WoveError:  # a configuration the test meant to be refused
-            continue
-        if resolved.dispatcher is not None:
-            resolved.started = False
-            dispatch_loop.run(resolved.dispatcher.stop()).result(GUARD)
-
-
 def adapter_of(name: str) -> DaskAdapter:
     executor: Any = resolve_environment(current_config(), name).executor
     adapter: DaskAdapter = executor.adapter
@@ -75,7 +61,7 @@ def environments() -> Iterator[list[str]]:
     """Names of environments a test configured; their executors are stopped afterwards."""
     names: list[str] = []
     yield names
-    stop_environments(*names)
+    stop_environments(*names, timeout=GUARD)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from wove._frames import Delivery, RunTask, new_run_id
 from wove._security import LineCodec, Security
 from wove._serializer import dumps
 from wove.backends import BackendJob, DuplicateJobError
-from wove.testing import free_port
+from wove.testing import free_port, stop_environments
 from wove_temporal import (
     ACTIVITY_NAME,
     WORKER_DEFAULTS,
@@ -67,26 +67,12 @@ def configure(**environments: dict[str, Any]) -> None:
     wove.config(environments=environments)
 
 
-def stop_environments(*names: str) -> None:
-    """Stop started executors, so no test leaves a callback server behind."""
-    from wove._delivery import dispatch_loop
-
-    for name in names:
-        try:
-            resolved = resolve_environment(current_config(), name)
-        except wove.WoveError:  # a configuration the test meant to be refused
-            continue
-        if resolved.dispatcher is not None:
-            resolved.started = False
-            dispatch_loop.run(resolved.dispatcher.stop()).result(GUARD)
-
-
 @pytest.fixture
 def environments() -> Iterator[list[str]]:
     """Names of environments a test configured; their executors are stopped afterwards."""
     names: list[str] = []
     yield names
-    stop_environments(*names)
+    stop_environments(*names, timeout=GUARD)
 
 
 def wait_for(condition: Any, what: str, timeout: float = GUARD) -> None:

@@ -26,6 +26,7 @@ Importing this package imports pytest; ``import wove`` never imports it.
 from __future__ import annotations
 
 from ._backend import BackendExecutorConformance, FlakyProxy, free_port
+from ._base import stop_environments
 from ._conformance import ExecutorConformance, RemoteExecutorConformance
 from ._plugin import PluginConformance
 
@@ -36,4 +37,5 @@ __all__ = [
     "PluginConformance",
     "RemoteExecutorConformance",
     "free_port",
+    "stop_environments",
 ]

@@ -17,10 +17,11 @@ import wove
 from wove._config import current_config, reset_config
 from wove._delivery import dispatch_loop
 from wove._environments import reset_environments, resolve_environment
+from wove._errors import WoveError
 from wove._executor import Executor
 from wove._security import Security
 
-__all__ = ["ConformanceBase", "require_remote"]
+__all__ = ["ConformanceBase", "require_remote", "stop_environments"]
 
 T = TypeVar("T")
 
@@ -197,25 +198,34 @@ class ConformanceBase:
             return None, False
 
     def _stop_environment(self, name: str) -> None:
-        """Stop an out-of-process executor and wait, so no worker outlives its test.
+        stop_environments(name, timeout=self.hang_guard_seconds)
 
-        A weave may have begun starting the executor in the background and ended before
-        anything awaited it, so a start still in flight is waited out first.
-        """
-        resolved = resolve_environment(current_config(), name)
+
+def stop_environments(*names: str, timeout: float = 30.0) -> None:
+    """Stop the executors of the named environments in the configuration in force, and wait,
+    so no worker connection, client or callback server outlives a test.
+
+    A weave may have begun starting an executor in the background and ended before anything
+    awaited it, so a start still in flight is waited out first. Names that are not configured
+    (a configuration the test meant to be refused) and environments never started are skipped.
+    """
+    for name in names:
+        try:
+            resolved = resolve_environment(current_config(), name)
+        except WoveError:
+            continue
         dispatcher = resolved.dispatcher
         if dispatcher is None:
-            return
+            continue
         starting = getattr(resolved, "_starting", None)
         if isinstance(starting, concurrent.futures.Future):
-            concurrent.futures.wait([starting], timeout=self.hang_guard_seconds)
+            concurrent.futures.wait([starting], timeout=timeout)
         resolved.started = False  # stopped here, so resetting the environments need not
         try:
-            dispatch_loop.run(dispatcher.stop()).result(self.hang_guard_seconds)
+            dispatch_loop.run(dispatcher.stop()).result(timeout)
         except concurrent.futures.TimeoutError:
             pytest.fail(
-                f"the executor of environment {name!r} did not stop within "
-                f"{self.hang_guard_seconds:g}s",
+                f"the executor of environment {name!r} did not stop within {timeout:g}s",
                 pytrace=False,
             )
 

@@ -176,8 +176,10 @@ class BackendAdapter(abc.ABC):
     name: ClassVar[str] = "backend"
     #: ``executor_config`` keys the adapter reads, beyond :data:`BACKEND_CONFIG_KEYS`.
     config_keys: ClassVar[frozenset[str]] = frozenset()
-    #: Payload lines larger than this are fetched from the callback server by the worker.
-    max_inline_payload_bytes: ClassVar[int] = 1024 * 1024
+    #: Payload lines larger than this are fetched from the callback server by the worker. An
+    #: adapter may set a lower value on the instance in :meth:`start` (0: fetch every payload);
+    #: the environment's ``max_inline_payload_bytes`` can only lower it further.
+    max_inline_payload_bytes: int = 1024 * 1024
 
     def __init__(self) -> None:
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
@@ -315,7 +317,7 @@ class BackendExecutor(Executor):
         self._worker_heartbeat = _seconds(
             config, "worker_heartbeat_seconds", DEFAULT_WORKER_HEARTBEAT, where, zero=False
         )
-        self._max_inline = _count(
+        configured_inline = _count(
             config, "max_inline_payload_bytes", self.adapter.max_inline_payload_bytes, where
         )
         concurrency = _count(config, "submit_concurrency", 8, where)
@@ -364,6 +366,8 @@ class BackendExecutor(Executor):
             await self._release_server()
             raise
         self._adapter_started = True
+        # An adapter may lower its limit in start() (to 0: every payload is fetched).
+        self._max_inline = min(configured_inline, self.adapter.max_inline_payload_bytes)
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def send(self, frame: Any) -> None:

@@ -109,7 +109,7 @@ class TemporalAdapter(BackendAdapter):
     config_keys: ClassVar[frozenset[str]] = TEMPORAL_CONFIG_KEYS
     #: Temporal refuses payloads over 2 MB and the payload is stored twice in the workflow's
     #: history (workflow and activity input); larger lines are fetched from the callback server.
-    max_inline_payload_bytes: ClassVar[int] = 256 * 1024
+    max_inline_payload_bytes = 256 * 1024
 
     def __init__(self) -> None:
         super().__init__()

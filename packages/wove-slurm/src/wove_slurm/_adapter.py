@@ -1,0 +1,589 @@
+"""The ``slurm`` backend adapter: each Wove run becomes one Slurm batch job.
+
+The adapter drives Slurm through its command-line clients, each run as an asyncio subprocess
+on the dispatch loop (never a blocking call, never a thread around one):
+
+* **submit** -- the signed payload is written to a 0600 file in ``payload_dir`` (a directory
+  the compute nodes share) and ``sbatch --parsable`` gets the batch script of
+  :func:`wove_slurm.job.job_script` on its stdin. The payload never appears on a command line,
+  in the script or in the job's environment; the job deletes the file as it starts. A payload
+  over ``max_inline_payload_bytes`` is replaced by the small signed reference the core makes,
+  and the worker fetches the real one from the callback server.
+* **names** -- the job is named ``job_name`` + ``job.job_id`` (the idempotency key, or the run
+  id), made Slurm-safe. A task with an idempotency key is refused with
+  :class:`DuplicateJobError` while Slurm holds a job of that name that is queued, running or
+  completed (Slurm keeps finished jobs for ``MinJobAge``); failed and cancelled ones do not
+  block a retry.
+* **cancel** -- ``scancel <id>``: Slurm removes a queued job and kills a running one's
+  processes, so the run certainly ends; sync task bodies stop too.
+* **status** -- one ``squeue -t all -j <ids>`` per polling round answers for every job of the
+  adapter; a job that ended is described from ``scontrol show job -o`` (state, reason, exit
+  code), and one Slurm no longer knows from ``sacct`` where accounting is configured.
+* **restarts** -- nothing is held open: every call runs a client command, so a restarted
+  ``slurmctld`` is simply used again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+from wove import InvalidOptionError
+from wove.backends import BackendAdapter, BackendExecutor, BackendJob, DuplicateJobError, JobStatus
+
+from .job import job_script, slurm_job_name, write_payload
+
+__all__ = ["SLURM_CONFIG_KEYS", "SlurmAdapter", "SlurmExecutor", "SlurmJob"]
+
+logger = logging.getLogger(__name__)
+
+#: ``executor_config`` keys of a ``slurm`` environment, besides the shared backend keys.
+SLURM_CONFIG_KEYS: Final = frozenset(
+    {
+        "job_name",
+        "partition",
+        "account",
+        "time_limit",
+        "sbatch_options",
+        "python",
+        "payload_dir",
+        "secret_file",
+        "slurm_conf",
+        "mode",
+        "rest_url",
+        "rest_token",
+        "rest_user",
+    }
+)
+#: The client commands the adapter runs.
+_COMMANDS: Final = ("sbatch", "squeue", "scontrol", "scancel")
+#: Seconds one client command may take before it is killed and the call fails.
+COMMAND_TIMEOUT: Final = 60.0
+DEFAULT_JOB_NAME: Final = "wove-"
+#: ``sbatch`` options Wove sets itself, and the key to use instead (or why not at all).
+_RESERVED_OPTIONS: Final = {
+    "--parsable": "Wove reads the job id from it",
+    "--job-name": "set job_name (a prefix; Wove appends the job id)",
+    "-J": "set job_name (a prefix; Wove appends the job id)",
+    "--partition": "set partition",
+    "-p": "set partition",
+    "--account": "set account",
+    "-A": "set account",
+    "--time": "set time_limit",
+    "-t": "set time_limit",
+    "--wrap": "the batch script is Wove's",
+    "--wait": "the adapter polls instead of blocking",
+    "-W": "the adapter polls instead of blocking",
+    "--array": "one Wove run is one job",
+    "-a": "one Wove run is one job",
+    "--hold": "the run would wait until its delivery deadline",
+    "-H": "the run would wait until its delivery deadline",
+    "--test-only": "the job would never run",
+}
+#: squeue/scontrol job states, mapped onto Wove's.
+_PENDING: Final = frozenset(
+    {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "CONFIGURING"}
+)
+_RUNNING: Final = frozenset(
+    {"RUNNING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESIZING", "STOPPED"}
+)
+_SUCCEEDED: Final = frozenset({"COMPLETED"})
+_CANCELLED: Final = frozenset({"CANCELLED", "REVOKED"})
+_FAILED: Final = frozenset(
+    {"FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
+)
+#: States in which a job with the same name makes a keyed submission a duplicate.
+_HOLDS_KEY: Final = _PENDING | _RUNNING | _SUCCEEDED
+_FIELD: Final = re.compile(r"(\w[\w/:]*)=(\S*)")
+
+
+@dataclasses.dataclass
+class SlurmJob:
+    """The handle of one submitted job (``BackendJob.handle``).
+
+    Attributes:
+        slurm_id: Slurm's numeric job id, as ``sbatch --parsable`` printed it.
+        name: the job's name (``job_name`` + the Wove job id).
+        payload_file: where the payload waited for the job (deleted when the job starts).
+        submitted_at: the loop time ``sbatch`` returned; older status snapshots miss the job.
+    """
+
+    slurm_id: str
+    name: str
+    payload_file: Path
+    submitted_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Done:
+    code: int
+    out: str
+    err: str
+
+
+class SlurmAdapter(BackendAdapter):
+    """Submit each run with ``sbatch``, cancel with ``scancel``, watch with ``squeue``."""
+
+    name: ClassVar[str] = "slurm"
+    config_keys: ClassVar[frozenset[str]] = SLURM_CONFIG_KEYS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._where = "executor_config (executor 'slurm')"
+        self._prefix = DEFAULT_JOB_NAME
+        self._python = sys.executable
+        self._payload_dir = Path()
+        self._secret_file: Path | None = None
+        self._options: list[str] = []
+        self._commands: dict[str, str] = {}
+        self._env: dict[str, str] = {}
+        self._submit_env: dict[str, str] = {}
+        # Jobs this adapter submitted that Slurm may still report on, by Slurm job id.
+        self._active: dict[str, SlurmJob] = {}
+        self._snapshot: dict[str, tuple[str, str]] = {}
+        self._snapshot_at = float("-inf")
+        self._snapshot_ttl = 1.0
+        self._query_lock: asyncio.Lock | None = None
+
+    # -- the adapter contract --------------------------------------------------------------------
+
+    async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
+        """Check the Slurm keys, find the client commands and ask ``slurmctld`` if it is up."""
+        # Checking paths (payload_dir, secret_file, slurm_conf) touches the file system.
+        try:
+            await self.call_blocking(self._configure, environment_name, config)
+            self._query_lock = asyncio.Lock()
+            ping = await self._run("scontrol", "ping")
+        except BaseException:
+            await super().close()  # the executor closes only adapters that started
+            raise
+        if ping.code != 0 or "UP" not in ping.out:
+            await super().close()
+            conf = self._env.get("SLURM_CONF", "(unset: the default slurm.conf)")
+            answer = (ping.out + ping.err).strip().splitlines() or ["no answer"]
+            raise ConnectionError(
+                f"{self._where}: cannot reach slurmctld ({answer[0]}); SLURM_CONF={conf}. "
+                "Start the controller, or point slurm_conf at the cluster's configuration"
+            )
+
+    def _configure(self, environment_name: str, config: Mapping[str, Any]) -> None:
+        where = f"executor_config of environment {environment_name!r} (executor 'slurm')"
+        self._where = where
+        _check_mode(config, where)
+        self._prefix = _job_name_prefix(config.get("job_name", DEFAULT_JOB_NAME), where)
+        self._python = _word(config, "python", where) or sys.executable
+        self._options = [
+            *_placement(config, where),
+            *_sbatch_options(config.get("sbatch_options"), where),
+        ]
+        env = dict(os.environ)
+        slurm_conf = config.get("slurm_conf")
+        if slurm_conf is not None:
+            if not isinstance(slurm_conf, (str, os.PathLike)) or not Path(slurm_conf).is_file():
+                raise InvalidOptionError(
+                    f"{where}: slurm_conf must be the path of an existing slurm.conf (given to "
+                    f"the Slurm commands as SLURM_CONF), got {slurm_conf!r}"
+                )
+            env["SLURM_CONF"] = str(slurm_conf)
+        self._env = env
+        self._commands = _find_commands(env, where)
+        self._payload_dir = _payload_dir(config.get("payload_dir"), where)
+        self._secret_file = _secret_file(config.get("secret_file"), where)
+        self._submit_env = _submit_env(env, config, self._secret_file, where)
+        interval = config.get("status_interval", 2.0)
+        self._snapshot_ttl = float(interval) / 2 if interval else 1.0
+
+    async def submit(self, job: BackendJob) -> SlurmJob:
+        """Write the payload file and submit the batch script that runs it.
+
+        Raises:
+            DuplicateJobError: the task has an idempotency key and Slurm holds a queued,
+                running or completed job of the same name.
+            RuntimeError: ``sbatch`` refused the job; its own message is quoted.
+        """
+        name = slurm_job_name(self._prefix, job.job_id)
+        if job.idempotency_key is not None:
+            await self._refuse_duplicate(name)
+        path = await self.call_blocking(write_payload, self._payload_dir, name, job.payload)
+        try:
+            script = job_script(path, python=self._python, secret_file=self._secret_file)
+            done = await self._run(
+                "sbatch",
+                "--parsable",
+                f"--job-name={name}",
+                "--no-requeue",  # Wove retries; a requeued job would find its payload gone
+                "--output=/dev/null",  # sbatch_options may name a log file instead
+                *self._options,
+                stdin=script.encode(),
+                env=self._submit_env,
+            )
+            slurm_id = done.out.strip().split(";")[0]
+            if done.code != 0 or not slurm_id.isdigit():
+                raise RuntimeError(
+                    f"sbatch refused job {name!r} (exit status {done.code}): "
+                    f"{(done.err or done.out).strip()}"
+                )
+        except BaseException:
+            await self.call_blocking(path.unlink, missing_ok=True)
+            raise
+        handle = SlurmJob(slurm_id, name, path, asyncio.get_running_loop().time())
+        self._active[slurm_id] = handle
+        return handle
+
+    async def cancel(self, job: BackendJob) -> bool:
+        """``scancel`` the job: a queued job is removed, a running one's processes killed.
+
+        Returns ``False`` only when Slurm says the job had already ended by itself.
+        """
+        handle: SlurmJob = job.handle
+        done = await self._run("scancel", handle.slurm_id)
+        self._snapshot_at = float("-inf")  # the next status must see the cancel
+        await self.call_blocking(handle.payload_file.unlink, missing_ok=True)
+        if done.code == 0:
+            return True
+        if "already completing or completed" in done.err or "Invalid job id" in done.err:
+            return False
+        raise RuntimeError(
+            f"scancel {handle.slurm_id} (job {handle.name!r}) failed (exit status {done.code}): "
+            f"{done.err.strip()}"
+        )
+
+    async def status(self, job: BackendJob) -> JobStatus:
+        """Map Slurm's view of the job onto Wove's states (one ``squeue`` per round)."""
+        handle: SlurmJob = job.handle
+        states = await self._states(since=handle.submitted_at)
+        entry = states.get(handle.slurm_id)
+        if entry is None:
+            status = await self._forgotten(handle)
+        else:
+            state, reason = entry
+            if state in _PENDING:
+                return JobStatus("pending", f"Slurm job {handle.slurm_id} {state} ({reason})")
+            if state in _RUNNING or state not in (_SUCCEEDED | _CANCELLED | _FAILED):
+                return JobStatus("running", f"Slurm job {handle.slurm_id} {state}")
+            status = await self._ended(handle, state)
+        self._active.pop(handle.slurm_id, None)
+        await self.call_blocking(handle.payload_file.unlink, missing_ok=True)
+        return status
+
+    async def close(self) -> None:
+        """Delete payload files of jobs that never started, then release the threads."""
+        leftovers, self._active = list(self._active.values()), {}
+        for handle in leftovers:
+            await self.call_blocking(handle.payload_file.unlink, missing_ok=True)
+        await super().close()
+
+    # -- Slurm's view ----------------------------------------------------------------------------
+
+    async def _states(self, since: float) -> dict[str, tuple[str, str]]:
+        """State and reason of every active job, from one ``squeue`` call shared by all the
+        status calls of a polling round (a snapshot older than the job is not used)."""
+        assert self._query_lock is not None, "start() first"
+        async with self._query_lock:
+            now = asyncio.get_running_loop().time()
+            if self._snapshot_at >= since and now - self._snapshot_at < self._snapshot_ttl:
+                return self._snapshot
+            ids = list(self._active)
+            done = await self._run(
+                "squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%r"
+            )
+            if done.code != 0 and not (len(ids) == 1 and "Invalid job id" in done.err):
+                raise RuntimeError(f"squeue failed (exit status {done.code}): {done.err.strip()}")
+            states: dict[str, tuple[str, str]] = {}
+            for line in done.out.splitlines():
+                slurm_id, _, rest = line.strip().partition("|")
+                state, _, reason = rest.partition("|")
+                if slurm_id:
+                    states[slurm_id] = (state.split()[0] if state else "UNKNOWN", reason)
+            for slurm_id in ids:  # Slurm forgot them: nothing more will be learnt
+                if slurm_id not in states:
+                    self._active.pop(slurm_id, None)
+            self._snapshot, self._snapshot_at = states, now
+            return states
+
+    async def _ended(self, handle: SlurmJob, state: str) -> JobStatus:
+        """Describe a finished job from ``scontrol show job -o``: state, reason, exit code."""
+        done = await self._run("scontrol", "show", "job", handle.slurm_id, "-o")
+        fields = dict(_FIELD.findall(done.out)) if done.code == 0 else {}
+        state = fields.get("JobState", state)
+        detail = f"Slurm job {handle.slurm_id} {state}"
+        reason = fields.get("Reason", "None")
+        if reason not in ("None", "(null)", ""):
+            detail += f", reason {reason}"
+        if "ExitCode" in fields:
+            detail += f", exit code {fields['ExitCode']}"
+        return JobStatus(_wove_state(state), detail)
+
+    async def _forgotten(self, handle: SlurmJob) -> JobStatus:
+        """A job ``squeue`` no longer lists: ask accounting when there is some."""
+        missing = JobStatus(
+            "missing",
+            f"Slurm no longer knows job {handle.slurm_id} (it ended more than MinJobAge ago, "
+            "or was purged)",
+        )
+        if "sacct" not in self._commands:
+            return missing
+        done = await self._run(
+            "sacct", "-n", "-X", "-P", "-j", handle.slurm_id, "-o", "State,ExitCode"
+        )
+        line = done.out.strip().splitlines()[0] if done.code == 0 and done.out.strip() else ""
+        if not line:
+            return missing
+        state, _, exit_code = line.partition("|")
+        state = state.split()[0]
+        return JobStatus(
+            _wove_state(state),
+            f"Slurm job {handle.slurm_id} {state}, exit code {exit_code} (from sacct)",
+        )
+
+    async def _refuse_duplicate(self, name: str) -> None:
+        done = await self._run("squeue", "-h", "--me", "-t", "all", "-n", name, "-o", "%i|%T")
+        if done.code != 0:
+            raise RuntimeError(f"squeue failed (exit status {done.code}): {done.err.strip()}")
+        for line in done.out.splitlines():
+            slurm_id, _, state = line.strip().partition("|")
+            if state in _HOLDS_KEY:
+                raise DuplicateJobError(
+                    f"Slurm already holds job {slurm_id} named {name!r} ({state}); use a new "
+                    "idempotency key to run the task again"
+                )
+
+    # -- running the clients -------------------------------------------------------------------
+
+    async def _run(
+        self,
+        command: str,
+        *args: str,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+    ) -> _Done:
+        """Run one Slurm client command on the loop; kill it after :data:`COMMAND_TIMEOUT`."""
+        process = await asyncio.create_subprocess_exec(
+            self._commands.get(command, command),
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env if env is not None else self._env,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(stdin), COMMAND_TIMEOUT)
+        except BaseException:
+            if process.returncode is None:
+                process.kill()
+                await asyncio.shield(process.wait())
+            raise
+        assert process.returncode is not None
+        return _Done(process.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+class SlurmExecutor(BackendExecutor):
+    """The ``slurm`` executor: every Wove run is one Slurm batch job.
+
+    See :class:`SlurmAdapter` for how jobs are submitted, cancelled and watched, and the
+    ``slurm`` executor page of the documentation for every ``executor_config`` key.
+    """
+
+    adapter_class = SlurmAdapter
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def _wove_state(state: str) -> Any:
+    if state in _SUCCEEDED:
+        return "succeeded"
+    if state in _CANCELLED:
+        return "cancelled"
+    if state in _FAILED:
+        return "failed"
+    if state in _PENDING:
+        return "pending"
+    return "running" if state in _RUNNING else "unknown"
+
+
+def _check_mode(config: Mapping[str, Any], where: str) -> None:
+    mode = config.get("mode", "cli")
+    if mode == "rest":
+        raise InvalidOptionError(
+            f"{where}: mode='rest' (submitting through slurmrestd) is not supported yet by "
+            "wove-slurm; use mode='cli' (the default), which needs the Slurm client commands "
+            "(sbatch, squeue, scontrol, scancel) on the submitting host"
+        )
+    if mode != "cli":
+        raise InvalidOptionError(f"{where}: mode must be 'cli' (or, later, 'rest'), got {mode!r}")
+    for key in ("rest_url", "rest_token", "rest_user"):
+        if config.get(key) is not None:
+            raise InvalidOptionError(
+                f"{where}: {key} is only read with mode='rest', which is not supported yet; "
+                "remove it"
+            )
+
+
+def _word(config: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A string option that ends up in a command line: non-empty, no whitespace."""
+    value = config.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise InvalidOptionError(
+            f"{where}: {key} must be a non-empty string without spaces, got {value!r}"
+        )
+    return value
+
+
+def _job_name_prefix(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._-]{0,64}", value):
+        raise InvalidOptionError(
+            f"{where}: job_name must be a prefix of at most 64 letters, digits, '.', '_' or "
+            f"'-' (Wove appends each job's id), got {value!r}"
+        )
+    return value
+
+
+def _placement(config: Mapping[str, Any], where: str) -> list[str]:
+    options = []
+    for key, flag in (("partition", "--partition"), ("account", "--account")):
+        value = _word(config, key, where)
+        if value is not None:
+            options.append(f"{flag}={value}")
+    limit = config.get("time_limit")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, (int, str)):
+            raise InvalidOptionError(
+                f"{where}: time_limit must be minutes (an int) or a Slurm time such as "
+                f"'01:30:00' or '2-00:00:00', got {limit!r}"
+            )
+        if isinstance(limit, int):
+            if limit < 1:
+                raise InvalidOptionError(f"{where}: time_limit must be at least 1 minute")
+            limit = str(limit)
+        elif not re.fullmatch(r"[0-9][0-9:-]*|UNLIMITED|INFINITE", limit):
+            raise InvalidOptionError(
+                f"{where}: time_limit {limit!r} is not a Slurm time; use minutes ('90'), "
+                "'HH:MM:SS' or 'D-HH:MM:SS'"
+            )
+        options.append(f"--time={limit}")
+    return options
+
+
+def _sbatch_options(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise InvalidOptionError(
+            f"{where}: sbatch_options must be a list of options, such as "
+            f"['--mem=2G', '--cpus-per-task=2'], got {value!r}"
+        )
+    options = []
+    for option in value:
+        if not isinstance(option, str) or not option.startswith("-") or len(option) < 2:
+            raise InvalidOptionError(
+                f"{where}: every sbatch_options item must be one option with its value "
+                f"attached ('--mem=2G', '-c2'); {option!r} is not (a separate word would be "
+                "read as a script to run)"
+            )
+        name = option.split("=", 1)[0] if option.startswith("--") else option[:2]
+        reason = _RESERVED_OPTIONS.get(name)
+        if reason is not None:
+            raise InvalidOptionError(f"{where}: sbatch_options may not contain {name}: {reason}")
+        options.append(option)
+    return options
+
+
+def _find_commands(env: Mapping[str, str], where: str) -> dict[str, str]:
+    path = env.get("PATH", os.defpath)
+    found = {name: shutil.which(name, path=path) for name in (*_COMMANDS, "sacct")}
+    missing = [name for name in _COMMANDS if found[name] is None]
+    if missing:
+        raise InvalidOptionError(
+            f"{where}: the Slurm client commands {', '.join(missing)} are not on PATH; install "
+            "the Slurm clients on this host (Debian: apt-get install slurm-client) or add their "
+            "directory to PATH"
+        )
+    return {name: command for name, command in found.items() if command is not None}
+
+
+def _payload_dir(value: Any, where: str) -> Path:
+    if value is None:
+        directory = Path.home() / ".wove" / "slurm-payloads"
+    elif isinstance(value, (str, os.PathLike)) and str(value):
+        directory = Path(value)
+    else:
+        raise InvalidOptionError(
+            f"{where}: payload_dir must be the path of a directory the compute nodes share, "
+            f"got {value!r}"
+        )
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidOptionError(
+            f"{where}: payload_dir {str(directory)!r} cannot be created ({error}); set it to a "
+            "writable directory the compute nodes share"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InvalidOptionError(f"{where}: payload_dir {str(directory)!r} is not writable")
+    return directory
+
+
+def _secret_file(value: Any, where: str) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not Path(value).is_file():
+        raise InvalidOptionError(
+            f"{where}: secret_file must be the path of a file holding the shared secret (on "
+            f"storage the compute nodes share), got {value!r}"
+        )
+    path = Path(value)
+    if path.stat().st_mode & 0o077:
+        raise InvalidOptionError(
+            f"{where}: secret_file {str(path)!r} can be read by other users; run `chmod 600 {path}`"
+        )
+    return path
+
+
+def _submit_env(
+    env: Mapping[str, str], config: Mapping[str, Any], secret_file: Path | None, where: str
+) -> dict[str, str]:
+    """The environment ``sbatch`` runs in, which Slurm exports to the job by default.
+
+    Without ``secret_file`` the job finds the secret as ``WOVE_SECRET`` there, taken from the
+    variable the environment's ``security`` names; with it the secret is left out, so it never
+    passes through ``slurmctld``.
+    """
+    submit = dict(env)
+    security = config.get("security")
+    variable, key_id = "WOVE_SECRET", None
+    if isinstance(security, str) and security.startswith("env:"):
+        variable = security[4:]
+    elif isinstance(security, Mapping):
+        variable = str(security.get("secret_env", variable))
+        key_id = security.get("key")
+    if key_id is not None:
+        submit["WOVE_SECRET_KEY_ID"] = str(key_id)
+    token = config.get("callback_token")
+    if isinstance(token, str) and token:
+        submit.setdefault("WOVE_CALLBACK_TOKEN", token)
+    if secret_file is not None:
+        submit.pop("WOVE_SECRET", None)
+        return submit
+    secret = env.get(variable)
+    if isinstance(security, Mapping) and isinstance(security.get("secret"), str):
+        secret = security["secret"]
+    if not secret:
+        raise InvalidOptionError(
+            f"{where}: the Slurm jobs need the shared secret as WOVE_SECRET: set the "
+            "environment variable WOVE_SECRET (or the one security='env:NAME' names) in the "
+            "submitting process -- Slurm exports it to the job -- or set secret_file to a "
+            "0600 file holding it on storage the compute nodes share"
+        )
+    submit["WOVE_SECRET"] = secret
+    return submit

@@ -32,9 +32,13 @@ __all__ = [
     "Redis",
     "ServiceError",
     "WorkerProcess",
+    "apt_install",
+    "descendants",
     "ensure_rabbitmq",
     "ensure_redis",
     "free_port",
+    "kill_pids",
+    "stop_process_group",
     "wait_until",
 ]
 
@@ -77,7 +81,7 @@ def _redis_answers(port: int) -> bool:
         return False
 
 
-def _apt_install(*packages: str) -> None:
+def apt_install(*packages: str) -> None:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise ServiceError(
             f"{' '.join(packages)} is not installed and cannot be installed here (needs apt-get "
@@ -92,7 +96,7 @@ def _apt_install(*packages: str) -> None:
             raise ServiceError(f"`{' '.join(command)}` failed:\n{done.stderr[-2000:]}")
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every process below ``pid``, including ones that left its process group (RQ's work
     horses call ``setpgrp``), read from ``/proc``; empty where ``/proc`` has no children files."""
     found: list[int] = []
@@ -109,7 +113,7 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _kill(pids: list[int]) -> None:
+def kill_pids(pids: list[int]) -> None:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -117,10 +121,10 @@ def _kill(pids: list[int]) -> None:
             pass
 
 
-def _stop_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     """SIGTERM the process group we started, then SIGKILL what is left after ``timeout``,
     including descendants that moved to a group of their own."""
-    strays = _descendants(process.pid)
+    strays = descendants(process.pid)
     if process.poll() is None:
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -134,7 +138,7 @@ def _stop_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None
         os.killpg(process.pid, signal.SIGKILL)  # pool children that outlived their parent
     except (ProcessLookupError, PermissionError):
         pass
-    _kill(strays)
+    kill_pids(strays)
     if process.poll() is None:
         process.wait(5)
 
@@ -164,7 +168,7 @@ class Redis:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            _apt_install("redis-server")
+            apt_install("redis-server")
             binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if self._directory is None:
             self._directory = tempfile.mkdtemp(prefix="wove-redis-")
@@ -185,7 +189,7 @@ class Redis:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_group(self.process)
+            stop_process_group(self.process)
             self.process = None
 
     def restart(self) -> None:
@@ -218,7 +222,7 @@ class RabbitMQ:
     def start(self) -> None:
         server = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
         if not server.exists():
-            _apt_install("rabbitmq-server")
+            apt_install("rabbitmq-server")
         base = Path(tempfile.mkdtemp(prefix="wove-rabbitmq-"))
         for name in ("home", "mnesia", "log"):
             (base / name).mkdir()
@@ -254,7 +258,7 @@ class RabbitMQ:
     def stop(self) -> None:
         if self.process is not None:
             # The node's process group holds epmd too: it was started by the node.
-            _stop_group(self.process, timeout=30)
+            stop_process_group(self.process, timeout=30)
             self.process = None
 
 
@@ -316,7 +320,7 @@ class WorkerProcess:
             deadline = time.monotonic() + self.ready_timeout
             while not self.ready():
                 if process.poll() is not None or time.monotonic() > deadline:
-                    _stop_group(process)
+                    stop_process_group(process)
                     raise ServiceError(
                         f"worker {' '.join(self.argv)!r} did not become ready; its output:\n"
                         + self.log.read_text(errors="replace")[-3000:]
@@ -331,7 +335,7 @@ class WorkerProcess:
             with self._lock:
                 if self._closed:
                     return
-                _stop_group(process)  # children of the dead worker
+                stop_process_group(process)  # children of the dead worker
                 self.restarts += 1
                 try:
                     self.process = self._spawn()
@@ -342,17 +346,17 @@ class WorkerProcess:
     def kill(self) -> None:
         """Kill the worker and everything it started at once (SIGKILL); the watcher starts a
         new one."""
-        strays = _descendants(self.process.pid)
+        strays = descendants(self.process.pid)
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        _kill(strays)
+        kill_pids(strays)
 
     def stop(self) -> None:
         with self._lock:
             self._closed = True
-        _stop_group(self.process)
+        stop_process_group(self.process)
         self._watcher.join(30)
 
     def output(self) -> str:

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backend_services import ServiceError, _descendants, _kill, free_port, wait_until
+from backend_services import ServiceError, descendants, free_port, kill_pids, wait_until
 
 __all__ = ["RAY_ENVIRONMENT", "RayHead", "configure_driver_environment", "ray_executable"]
 
@@ -158,7 +158,7 @@ class RayHead:
         process, self.process = self.process, None
         if process is None:
             return
-        strays = _descendants(process.pid)
+        strays = descendants(process.pid)
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGTERM)
@@ -168,7 +168,7 @@ class RayHead:
                 pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
-        _kill(strays)
+        kill_pids(strays)
         if process.poll() is None:
             process.wait(5)
         # The address file of a dead cluster would send a later `ray.init()` to it.
@@ -193,7 +193,7 @@ class RayHead:
         if self.process is None:
             return []
         found = []
-        for pid in _descendants(self.process.pid):
+        for pid in descendants(self.process.pid):
             try:
                 name = Path(f"/proc/{pid}/comm").read_text().strip()
             except OSError:
@@ -225,7 +225,7 @@ def _main(argv: list[str]) -> int:
         )
         # The head outlives this script: it was started in a session of its own.
         return 0
-    strays = _descendants(options.pid)
+    strays = descendants(options.pid)
     with contextlib.suppress(ProcessLookupError):
         os.kill(options.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
@@ -237,7 +237,7 @@ def _main(argv: list[str]) -> int:
         if state == "Z":
             break  # exited; its parent has not reaped it yet
         time.sleep(0.1)
-    _kill([options.pid, *strays])
+    kill_pids([options.pid, *strays])
     if options.directory:
         shutil.rmtree(options.directory, ignore_errors=True)
     return 0

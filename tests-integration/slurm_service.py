@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backend_services import ServiceError, WorkerProcess, _apt_install, free_port, wait_until
+from backend_services import ServiceError, WorkerProcess, apt_install, free_port, wait_until
 
 __all__ = ["SlurmCluster", "ensure_slurm"]
 
@@ -52,7 +52,7 @@ def ensure_slurm() -> None:
     needed = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
     if all(_which(name) for name in needed) and _MUNGE_KEY.exists():
         return
-    _apt_install(*_PACKAGES)
+    apt_install(*_PACKAGES)
     missing = [name for name in needed if not _which(name)]
     if missing or not _MUNGE_KEY.exists():
         raise ServiceError(

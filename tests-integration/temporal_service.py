@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from backend_services import ServiceError, _stop_group, free_port, wait_until
+from backend_services import ServiceError, free_port, stop_process_group, wait_until
 
 __all__ = ["TemporalServer", "temporal_binary"]
 
@@ -138,7 +138,7 @@ class TemporalServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_group(self.process)
+            stop_process_group(self.process)
             self.process = None
 
     def restart(self) -> None:

@@ -5,7 +5,10 @@ A cluster here is three daemons, each started in the foreground by
 stopped by that PID, with everything they write kept in one private directory:
 
 * ``munged --foreground`` on a socket in that directory (Slurm's authentication);
-* ``slurmctld -D`` (the controller) and ``slurmd -D`` (the one compute node).
+* ``slurmctld -D`` (the controller) and ``slurmd -D`` (the one compute node);
+* with ``rest=True``, also ``slurmrestd`` (Slurm's REST API) on 127.0.0.1, authenticating
+  requests with JWTs: slurm.conf gets ``AuthAltTypes=auth/jwt`` and a private key file, and
+  :meth:`SlurmCluster.token` asks ``scontrol token`` for a token.
 
 The configuration is generated for ``hostname -s`` (Slurm insists that the node name is the
 host's short name) and binds every port to 127.0.0.1 (``NoCtldInAddrAny,NoInAddrAny``).
@@ -19,7 +22,7 @@ Clients find the cluster through ``SLURM_CONF`` (:attr:`SlurmCluster.env`); the 
 root and jobs run as the submitting user. Usable from test fixtures (:class:`SlurmCluster`)
 and from a shell::
 
-    python tests-integration/slurm_service.py start   # prints SLURM_CONF and the PIDs
+    python tests-integration/slurm_service.py start [--rest]   # prints SLURM_CONF and the PIDs
 """
 
 from __future__ import annotations
@@ -38,10 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backend_services import ServiceError, WorkerProcess, apt_install, free_port, wait_until
 
-__all__ = ["SlurmCluster", "ensure_slurm"]
+__all__ = ["SlurmCluster", "ensure_slurm", "ensure_slurm_rest"]
 
 #: Debian packages that bring munged, slurmctld, slurmd and the client commands.
 _PACKAGES = ("slurm-wlm", "munge")
+#: Debian packages that bring slurmrestd and the JWT authentication plugins.
+_REST_PACKAGES = ("slurmrestd", "slurm-wlm-jwt-plugin")
+#: The OpenAPI plugin slurmrestd serves (Slurm 22.05's newest job API).
+REST_API_VERSION = "v0.0.38"
 _MUNGE_KEY = Path("/etc/munge/munge.key")
 #: How many jobs may share one core of the node.
 _JOBS_PER_CORE = 16
@@ -58,6 +65,22 @@ def ensure_slurm() -> None:
         raise ServiceError(
             f"installing {' '.join(_PACKAGES)} did not provide {missing or [str(_MUNGE_KEY)]}"
         )
+
+
+def ensure_slurm_rest() -> None:
+    """Install slurmrestd and the JWT plugin with apt when either is missing."""
+    ensure_slurm()
+    if _which("slurmrestd") and _jwt_plugin():
+        return
+    apt_install(*_REST_PACKAGES)
+    if not (_which("slurmrestd") and _jwt_plugin()):
+        raise ServiceError(f"installing {' '.join(_REST_PACKAGES)} did not provide slurmrestd")
+
+
+def _jwt_plugin() -> bool:
+    return any(Path("/usr/lib").glob("*/slurm-wlm/auth_jwt.so")) or any(
+        Path("/usr/lib").glob("slurm*/auth_jwt.so")
+    )
 
 
 def _which(name: str) -> str | None:
@@ -80,12 +103,26 @@ class SlurmCluster:
     Args:
         ctld_port: the controller's port; a free one when omitted. :meth:`restart` keeps it.
         slurmd_port: the node daemon's port; a free one when omitted.
+        rest: also run slurmrestd (JWT authentication) on ``rest_port``, a free one when
+            omitted; :attr:`rest_url` is its address.
     """
 
-    def __init__(self, ctld_port: int | None = None, slurmd_port: int | None = None) -> None:
-        ensure_slurm()
+    def __init__(
+        self,
+        ctld_port: int | None = None,
+        slurmd_port: int | None = None,
+        *,
+        rest: bool = False,
+        rest_port: int | None = None,
+    ) -> None:
+        if rest:
+            ensure_slurm_rest()
+        else:
+            ensure_slurm()
         self.ctld_port = ctld_port or free_port()
         self.slurmd_port = slurmd_port or free_port()
+        self.rest = rest
+        self.rest_port = rest_port or free_port() if rest else 0
         self.directory = Path(tempfile.mkdtemp(prefix="wove-slurm-"))
         self.directory.chmod(0o755)  # jobs of other users read the configuration
         self.host = socket.gethostname().split(".")[0]
@@ -93,7 +130,13 @@ class SlurmCluster:
         self.munge: WorkerProcess | None = None
         self.ctld: WorkerProcess | None = None
         self.slurmd: WorkerProcess | None = None
+        self.restd: WorkerProcess | None = None
         self._write_config()
+
+    @property
+    def rest_url(self) -> str:
+        """slurmrestd's base URL (``rest=True`` only)."""
+        return f"http://127.0.0.1:{self.rest_port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -109,9 +152,17 @@ class SlurmCluster:
         munge.chmod(0o755)  # munged insists that clients can reach the socket's directory
         socket_path = munge / "munge.socket.2"
         cpus = os.cpu_count() or 1
+        jwt = ""
+        if self.rest:
+            key = d / "jwt.key"
+            if not key.exists():
+                descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "wb") as file:
+                    file.write(os.urandom(32))
+            jwt = f"AuthAltTypes=auth/jwt\nAuthAltParameters=jwt_key={key}\n"
         self.conf.write_text(
             f"""\
-ClusterName=wove
+{jwt}ClusterName=wove
 SlurmctldHost={self.host}(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
@@ -175,10 +226,53 @@ OverSubscribe=FORCE:{_JOBS_PER_CORE}
                 log=d / "slurmd.out",
             )
             wait_until(self._node_idle, 60, f"Slurm node {self.host} idle")
+            if self.rest and self.restd is None:
+                self.start_rest()
         except BaseException:
             self.stop(keep_directory=True)  # its logs say why
             raise
         return self
+
+    def start_rest(self) -> None:
+        """Start slurmrestd on :attr:`rest_port`, as ``nobody`` (it refuses to run as root).
+
+        ``SLURM_JWT=daemon`` makes it pass each request's own token on to slurmctld.
+        """
+        if not self.rest:
+            raise ServiceError("this cluster was created without rest=True")
+        self.restd = WorkerProcess(
+            [
+                _which("slurmrestd") or "slurmrestd",
+                "-f", str(self.conf),
+                "-a", "rest_auth/jwt",
+                "-s", f"openapi/{REST_API_VERSION}",
+                "-u", "nobody",
+                f"127.0.0.1:{self.rest_port}",
+            ],
+            ready=lambda: _listening(self.rest_port),
+            env={**self.env, "SLURM_JWT": "daemon"},
+            log=self.directory / "slurmrestd.out",
+        )  # fmt: skip
+
+    def stop_rest(self) -> None:
+        """Stop slurmrestd by its PID and wait until its port is free."""
+        restd, self.restd = self.restd, None
+        if restd is not None:
+            restd.stop()
+            _wait_freed(self.rest_port)
+
+    def restart_rest(self) -> None:
+        """Stop slurmrestd and start a new one on the same port."""
+        self.stop_rest()
+        self.start_rest()
+
+    def token(self, username: str = "root", lifespan: int = 3600) -> str:
+        """A JWT for ``username`` from ``scontrol token`` (needs ``rest=True``)."""
+        out = self.run("scontrol", "token", f"lifespan={lifespan}", f"username={username}")
+        name, _, token = out.strip().partition("=")
+        if name != "SLURM_JWT" or not token:
+            raise ServiceError(f"scontrol token printed {out!r}")
+        return token
 
     def _node_idle(self) -> bool:
         done = subprocess.run(
@@ -223,13 +317,14 @@ OverSubscribe=FORCE:{_JOBS_PER_CORE}
                 capture_output=True,
                 timeout=30,
             )
-        for attribute in ("slurmd", "ctld", "munge"):
+        for attribute in ("restd", "slurmd", "ctld", "munge"):
             process: WorkerProcess | None = getattr(self, attribute)
             setattr(self, attribute, None)
             if process is not None:
                 process.stop()
-        for port in (self.ctld_port, self.slurmd_port):
-            _wait_freed(port)
+        for port in (self.ctld_port, self.slurmd_port, self.rest_port):
+            if port:
+                _wait_freed(port)
         if not keep_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -247,7 +342,7 @@ OverSubscribe=FORCE:{_JOBS_PER_CORE}
     def output(self) -> str:
         """The daemons' logs, for a failing test's message."""
         parts = []
-        for name in ("slurmctld.log", "slurmd.log"):
+        for name in ("slurmctld.log", "slurmd.log", "slurmrestd.out"):
             path = self.directory / name
             if path.exists():
                 parts.append(f"--- {name}\n{path.read_text(errors='replace')[-4000:]}")
@@ -255,10 +350,10 @@ OverSubscribe=FORCE:{_JOBS_PER_CORE}
 
 
 def _main(argv: list[str]) -> int:
-    if argv != ["start"]:
-        print("usage: slurm_service.py start", file=sys.stderr)
+    if argv not in (["start"], ["start", "--rest"]):
+        print("usage: slurm_service.py start [--rest]", file=sys.stderr)
         return 2
-    cluster = SlurmCluster().start()
+    cluster = SlurmCluster(rest="--rest" in argv).start()
     assert cluster.ctld is not None
     assert cluster.slurmd is not None
     assert cluster.munge is not None
@@ -268,6 +363,12 @@ def _main(argv: list[str]) -> int:
         f"with kill -TERM {os.getpid()}",
         flush=True,
     )
+    if cluster.restd is not None:
+        print(
+            f"slurmrestd on {cluster.rest_url} (pid {cluster.restd.process.pid}); "
+            f"export $(SLURM_CONF={cluster.conf} scontrol token lifespan=3600 username=root)",
+            flush=True,
+        )
     # WorkerProcess restarts daemons from watcher threads of this process: stay alive until
     # SIGTERM, then stop everything by PID.
     stopping = threading.Event()

@@ -376,8 +376,8 @@ def test_unknown_executor_gives_the_install_line():
 
 
 def test_unknown_executor_install_line_uses_dashes():
-    with pytest.raises(MissingExecutorPluginError, match="pip install wove-kubernetes-jobs"):
-        get_registry().check_requirements("kubernetes_jobs", "batch")
+    with pytest.raises(MissingExecutorPluginError, match="pip install wove-google-batch"):
+        get_registry().check_requirements("google_batch", "batch")
 
 
 def test_load_must_return_an_executor_subclass():

@@ -1,10 +1,11 @@
 """Fresh process-wide state for every test, and a real single-node Slurm cluster.
 
-The cluster is munged, slurmctld and one slurmd on 127.0.0.1, started once per session by
-``tests-integration/slurm_service.py`` (each daemon a :class:`backend_services.WorkerProcess`,
-stopped by its PID). Environments name its configuration with ``slurm_conf``; the jobs
-inherit ``WOVE_SECRET`` from this process through ``sbatch`` (Slurm's default
-``--export=ALL``).
+The cluster is munged, slurmctld, one slurmd and slurmrestd (JWT authentication) on
+127.0.0.1, started once per session by ``tests-integration/slurm_service.py`` (each daemon a
+:class:`backend_services.WorkerProcess`, stopped by its PID). REST environments read a token
+from ``scontrol token`` out of :data:`TOKEN_VARIABLE`. CLI environments name the cluster's
+configuration with ``slurm_conf``; the jobs inherit ``WOVE_SECRET`` from this process
+through ``sbatch`` (Slurm's default ``--export=ALL``) or slurmrestd's ``environment``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
+import wove
+from wove._config import current_config, reset_config
+from wove._environments import reset_environments, resolve_environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
@@ -28,7 +30,19 @@ import slurm_service
 # Jobs inherit the secret from this process's environment; environments name it.
 os.environ.setdefault("WOVE_SECRET", secrets.token_hex(32))
 
-__all__ = ["backend_services", "slurm_environment", "slurm_service"]
+__all__ = [
+    "GUARD",
+    "TOKEN_VARIABLE",
+    "backend_services",
+    "slurm_environment",
+    "slurm_rest_environment",
+    "slurm_service",
+]
+
+#: A guard so that no test can hang: every weave fails after this many seconds.
+GUARD = 60.0
+#: The variable REST environments take slurmrestd's token from (``rest_token="env:..."``).
+TOKEN_VARIABLE = "WOVE_TEST_SLURM_JWT"
 
 
 @pytest.fixture(autouse=True)
@@ -40,13 +54,37 @@ def fresh_configuration() -> Iterator[None]:
     reset_environments()
 
 
+def stop_environments(*names: str) -> None:
+    """Stop started executors, so no test leaves a callback server or a job behind."""
+    from wove._delivery import dispatch_loop
+
+    for name in names:
+        try:
+            resolved = resolve_environment(current_config(), name)
+        except wove.WoveError:  # a configuration the test meant to be refused
+            continue
+        if resolved.dispatcher is not None:
+            resolved.started = False
+            dispatch_loop.run(resolved.dispatcher.stop()).result(GUARD)
+
+
+@pytest.fixture
+def environments() -> Iterator[list[str]]:
+    """Names of environments a test configured; their executors are stopped afterwards."""
+    names: list[str] = []
+    yield names
+    stop_environments(*names)
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[slurm_service.SlurmCluster]:
     """The session's cluster; the restart test restarts it and waits until it is back."""
-    cluster = slurm_service.SlurmCluster().start()
+    cluster = slurm_service.SlurmCluster(rest=True).start()
     (cluster.directory / "payloads").mkdir(mode=0o700)
     (cluster.directory / "logs").mkdir()
+    os.environ[TOKEN_VARIABLE] = cluster.token(lifespan=7200)
     yield cluster
+    os.environ.pop(TOKEN_VARIABLE, None)
     cluster.stop()
 
 
@@ -58,6 +96,25 @@ def slurm_environment(cluster: slurm_service.SlurmCluster, **extra: Any) -> dict
             "slurm_conf": str(cluster.conf),
             "payload_dir": str(cluster.directory / "payloads"),
             "sbatch_options": [f"--output={cluster.directory / 'logs'}/job-%j.out"],
+            "security": "env:WOVE_SECRET",
+            "worker_heartbeat_seconds": 0.5,
+            "status_interval": 0.25,
+            **extra,
+        },
+    }
+
+
+def slurm_rest_environment(cluster: slurm_service.SlurmCluster, **extra: Any) -> dict[str, Any]:
+    """A ``slurm`` environment on ``cluster`` in REST mode (slurmrestd, JWT from
+    :data:`TOKEN_VARIABLE`); job output is kept in its ``logs`` directory."""
+    return {
+        "executor": "slurm",
+        "executor_config": {
+            "mode": "rest",
+            "rest_url": cluster.rest_url,
+            "rest_token": f"env:{TOKEN_VARIABLE}",
+            "payload_dir": str(cluster.directory / "payloads"),
+            "rest_job_fields": {"standard_output": f"{cluster.directory / 'logs'}/job-%j.out"},
             "security": "env:WOVE_SECRET",
             "worker_heartbeat_seconds": 0.5,
             "status_interval": 0.25,

@@ -8,7 +8,7 @@ import pytest
 
 from wove.testing import BackendExecutorConformance
 
-from .conftest import slurm_environment, slurm_service
+from .conftest import slurm_environment, slurm_rest_environment, slurm_service
 
 
 class TestSlurmConformance(BackendExecutorConformance):
@@ -22,3 +22,13 @@ class TestSlurmConformance(BackendExecutorConformance):
     @pytest.fixture
     def environment(self, slurm_cluster: slurm_service.SlurmCluster) -> dict[str, Any]:
         return slurm_environment(slurm_cluster)
+
+
+class TestSlurmRestConformance(BackendExecutorConformance):
+    # The same jobs submitted, cancelled and watched through slurmrestd instead of the client
+    # commands; the same concurrency, for the same reason.
+    concurrent_runs = TestSlurmConformance.concurrent_runs
+
+    @pytest.fixture
+    def environment(self, slurm_cluster: slurm_service.SlurmCluster) -> dict[str, Any]:
+        return slurm_rest_environment(slurm_cluster)

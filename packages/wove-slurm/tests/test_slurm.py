@@ -11,7 +11,6 @@ import secrets
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,39 +25,15 @@ from wove._serializer import dumps
 from wove.backends import BackendJob, DuplicateJobError
 from wove_slurm import SlurmAdapter, SlurmJob, job_script, slurm_job_name, write_payload
 
-from .conftest import backend_services, slurm_environment, slurm_service
+from .conftest import GUARD, backend_services, slurm_environment, slurm_service
 
 SECRET = "env:WOVE_SECRET"
-#: A guard so that no test can hang: every weave fails after this many seconds.
-GUARD = 60.0
 #: Keeps a job queued (Reason=BeginTime) for an hour.
 LATER = "--begin=now+3600"
 
 
 def configure(**environments: dict[str, Any]) -> None:
     wove.config(environments=environments)
-
-
-def stop_environments(*names: str) -> None:
-    """Stop started executors, so no test leaves a callback server or a job behind."""
-    from wove._delivery import dispatch_loop
-
-    for name in names:
-        try:
-            resolved = resolve_environment(current_config(), name)
-        except wove.WoveError:  # a configuration the test meant to be refused
-            continue
-        if resolved.dispatcher is not None:
-            resolved.started = False
-            dispatch_loop.run(resolved.dispatcher.stop()).result(GUARD)
-
-
-@pytest.fixture
-def environments() -> Iterator[list[str]]:
-    """Names of environments a test configured; their executors are stopped afterwards."""
-    names: list[str] = []
-    yield names
-    stop_environments(*names)
 
 
 def wait_for(condition: Any, what: str, timeout: float = GUARD) -> None:
@@ -485,8 +460,7 @@ def test_ten_megabyte_argument_gets_through(
     ("executor_config", "message"),
     [
         ({"slurm_conf": "/nonexistent/slurm.conf"}, r"slurm_conf must be the path of an existing"),
-        ({"mode": "rest"}, r"mode='rest' \(submitting through slurmrestd\) is not supported yet"),
-        ({"mode": "ssh"}, r"mode must be 'cli'"),
+        ({"mode": "ssh"}, r"mode must be 'cli' .* or 'rest'"),
         ({"rest_url": "http://127.0.0.1:6820"}, r"rest_url is only read with mode='rest'"),
         ({"sbatch_options": "--mem=1G"}, r"sbatch_options must be a list of options"),
         ({"sbatch_options": ["--mem", "1G"]}, r"'1G' is not .* read as a script"),

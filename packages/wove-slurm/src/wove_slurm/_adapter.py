@@ -1,7 +1,12 @@
 """The ``slurm`` backend adapter: each Wove run becomes one Slurm batch job.
 
-The adapter drives Slurm through its command-line clients, each run as an asyncio subprocess
-on the dispatch loop (never a blocking call, never a thread around one):
+The adapter reaches Slurm through a *transport*: with ``mode="cli"`` (the default) through
+its command-line clients, each run as an asyncio subprocess on the dispatch loop (never a
+blocking call, never a thread around one); with ``mode="rest"`` through ``slurmrestd``'s
+JSON API on one aiohttp session (:mod:`wove_slurm._rest`). Everything else -- the batch
+script, the payload file, the secret, job names, the duplicate check, the status snapshot
+and the mapping of Slurm's states -- is the adapter's and the same in both modes. In CLI
+terms:
 
 * **submit** -- the signed payload is written to a 0600 file in ``payload_dir`` (a directory
   the compute nodes share) and ``sbatch --parsable`` gets the batch script of
@@ -20,7 +25,8 @@ on the dispatch loop (never a blocking call, never a thread around one):
   adapter; a job that ended is described from ``scontrol show job -o`` (state, reason, exit
   code), and one Slurm no longer knows from ``sacct`` where accounting is configured.
 * **restarts** -- nothing is held open: every call runs a client command, so a restarted
-  ``slurmctld`` is simply used again.
+  ``slurmctld`` is simply used again. (In REST mode the session's pooled connections to a
+  restarted ``slurmrestd`` are dropped and new ones opened.)
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Protocol
 
 from wove import InvalidOptionError
 from wove.backends import BackendAdapter, BackendExecutor, BackendJob, DuplicateJobError, JobStatus
@@ -61,6 +67,8 @@ SLURM_CONFIG_KEYS: Final = frozenset(
         "rest_url",
         "rest_token",
         "rest_user",
+        "rest_api_version",
+        "rest_job_fields",
     }
 )
 #: The client commands the adapter runs.
@@ -129,8 +137,143 @@ class _Done:
     err: str
 
 
+@dataclasses.dataclass(frozen=True)
+class _Ended:
+    """What Slurm says about a job that ended: its state, reason and exit code (``"3:0"``)."""
+
+    state: str
+    reason: str | None
+    exit_code: str | None
+
+
+class _Transport(Protocol):
+    """How the adapter talks to Slurm: the client commands, or slurmrestd.
+
+    Every method runs on the dispatch loop; none blocks it.
+    """
+
+    async def check(self) -> None:
+        """Raise a clear error when Slurm cannot be reached (or refuses the credentials)."""
+
+    async def submit(self, name: str, script: str) -> str:
+        """Submit the batch ``script`` as job ``name``; return Slurm's job id."""
+
+    async def cancel(self, slurm_id: str) -> bool:
+        """Cancel the job; ``False`` when Slurm says it had already ended."""
+
+    async def states(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """State and reason of each job of ``ids`` that Slurm still knows."""
+
+    async def ended(self, slurm_id: str) -> _Ended | None:
+        """State, reason and exit code of a finished job (``None``: not known)."""
+
+    async def accounted(self, slurm_id: str) -> _Ended | None:
+        """A job Slurm's controller forgot, from accounting where there is any."""
+
+    async def named(self, name: str) -> list[tuple[str, str]]:
+        """Id and state of every job of the submitting user called ``name``."""
+
+    async def close(self) -> None:
+        """Release what the transport holds open."""
+
+
+class _CliTransport:
+    """``sbatch``, ``squeue``, ``scontrol``, ``scancel`` (and ``sacct``), as subprocesses."""
+
+    def __init__(self, adapter: SlurmAdapter) -> None:
+        self._adapter = adapter
+
+    async def _run(self, command: str, *args: str, **kwargs: Any) -> _Done:
+        # Through the adapter, so one place runs (and a test can count) the commands.
+        return await self._adapter._run(command, *args, **kwargs)
+
+    async def check(self) -> None:
+        adapter = self._adapter
+        ping = await self._run("scontrol", "ping")
+        if ping.code != 0 or "UP" not in ping.out:
+            conf = adapter._env.get("SLURM_CONF", "(unset: the default slurm.conf)")
+            answer = (ping.out + ping.err).strip().splitlines() or ["no answer"]
+            raise ConnectionError(
+                f"{adapter._where}: cannot reach slurmctld ({answer[0]}); SLURM_CONF={conf}. "
+                "Start the controller, or point slurm_conf at the cluster's configuration"
+            )
+
+    async def submit(self, name: str, script: str) -> str:
+        adapter = self._adapter
+        done = await self._run(
+            "sbatch",
+            "--parsable",
+            f"--job-name={name}",
+            "--no-requeue",  # Wove retries; a requeued job would find its payload gone
+            "--output=/dev/null",  # sbatch_options may name a log file instead
+            *adapter._options,
+            stdin=script.encode(),
+            env=adapter._submit_env,
+        )
+        slurm_id = done.out.strip().split(";")[0]
+        if done.code != 0 or not slurm_id.isdigit():
+            raise RuntimeError(
+                f"sbatch refused job {name!r} (exit status {done.code}): "
+                f"{(done.err or done.out).strip()}"
+            )
+        return slurm_id
+
+    async def cancel(self, slurm_id: str) -> bool:
+        done = await self._run("scancel", slurm_id)
+        if done.code == 0:
+            return True
+        if "already completing or completed" in done.err or "Invalid job id" in done.err:
+            return False
+        raise RuntimeError(
+            f"scancel {slurm_id} failed (exit status {done.code}): {done.err.strip()}"
+        )
+
+    async def states(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        done = await self._run("squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%r")
+        if done.code != 0 and not (len(ids) == 1 and "Invalid job id" in done.err):
+            raise RuntimeError(f"squeue failed (exit status {done.code}): {done.err.strip()}")
+        states: dict[str, tuple[str, str]] = {}
+        for line in done.out.splitlines():
+            slurm_id, _, rest = line.strip().partition("|")
+            state, _, reason = rest.partition("|")
+            if slurm_id:
+                states[slurm_id] = (state.split()[0] if state else "UNKNOWN", reason)
+        return states
+
+    async def ended(self, slurm_id: str) -> _Ended | None:
+        done = await self._run("scontrol", "show", "job", slurm_id, "-o")
+        fields = dict(_FIELD.findall(done.out)) if done.code == 0 else {}
+        if "JobState" not in fields:
+            return None
+        return _Ended(fields["JobState"], fields.get("Reason"), fields.get("ExitCode"))
+
+    async def accounted(self, slurm_id: str) -> _Ended | None:
+        if "sacct" not in self._adapter._commands:
+            return None
+        done = await self._run("sacct", "-n", "-X", "-P", "-j", slurm_id, "-o", "State,ExitCode")
+        line = done.out.strip().splitlines()[0] if done.code == 0 and done.out.strip() else ""
+        if not line:
+            return None
+        state, _, exit_code = line.partition("|")
+        return _Ended(state.split()[0], None, exit_code)
+
+    async def named(self, name: str) -> list[tuple[str, str]]:
+        done = await self._run("squeue", "-h", "--me", "-t", "all", "-n", name, "-o", "%i|%T")
+        if done.code != 0:
+            raise RuntimeError(f"squeue failed (exit status {done.code}): {done.err.strip()}")
+        jobs = []
+        for line in done.out.splitlines():
+            slurm_id, _, state = line.strip().partition("|")
+            jobs.append((slurm_id, state))
+        return jobs
+
+    async def close(self) -> None:
+        return None
+
+
 class SlurmAdapter(BackendAdapter):
-    """Submit each run with ``sbatch``, cancel with ``scancel``, watch with ``squeue``."""
+    """Submit each run as a batch job, cancel it, watch it: through the Slurm client commands
+    (``mode="cli"``) or slurmrestd (``mode="rest"``)."""
 
     name: ClassVar[str] = "slurm"
     config_keys: ClassVar[frozenset[str]] = SLURM_CONFIG_KEYS
@@ -146,6 +289,7 @@ class SlurmAdapter(BackendAdapter):
         self._commands: dict[str, str] = {}
         self._env: dict[str, str] = {}
         self._submit_env: dict[str, str] = {}
+        self._transport: _Transport = _CliTransport(self)
         # Jobs this adapter submitted that Slurm may still report on, by Slurm job id.
         self._active: dict[str, SlurmJob] = {}
         self._snapshot: dict[str, tuple[str, str]] = {}
@@ -153,53 +297,73 @@ class SlurmAdapter(BackendAdapter):
         self._snapshot_ttl = 1.0
         self._query_lock: asyncio.Lock | None = None
 
+    @property
+    def transport_name(self) -> str:
+        """``"cli"`` or ``"rest"``: how this adapter reaches Slurm."""
+        return "rest" if not isinstance(self._transport, _CliTransport) else "cli"
+
     # -- the adapter contract --------------------------------------------------------------------
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        """Check the Slurm keys, find the client commands and ask ``slurmctld`` if it is up."""
+        """Check the Slurm keys, set up the transport and ask Slurm whether it is up."""
         # Checking paths (payload_dir, secret_file, slurm_conf) touches the file system.
         try:
             await self.call_blocking(self._configure, environment_name, config)
             self._query_lock = asyncio.Lock()
-            ping = await self._run("scontrol", "ping")
+            await self._transport.check()
         except BaseException:
+            await self._transport.close()
             await super().close()  # the executor closes only adapters that started
             raise
-        if ping.code != 0 or "UP" not in ping.out:
-            await super().close()
-            conf = self._env.get("SLURM_CONF", "(unset: the default slurm.conf)")
-            answer = (ping.out + ping.err).strip().splitlines() or ["no answer"]
-            raise ConnectionError(
-                f"{self._where}: cannot reach slurmctld ({answer[0]}); SLURM_CONF={conf}. "
-                "Start the controller, or point slurm_conf at the cluster's configuration"
-            )
 
     def _configure(self, environment_name: str, config: Mapping[str, Any]) -> None:
         where = f"executor_config of environment {environment_name!r} (executor 'slurm')"
         self._where = where
-        _check_mode(config, where)
+        mode = _check_mode(config, where)
         self._prefix = _job_name_prefix(config.get("job_name", DEFAULT_JOB_NAME), where)
         self._python = _word(config, "python", where) or sys.executable
-        self._options = [
-            *_placement(config, where),
-            *_sbatch_options(config.get("sbatch_options"), where),
-        ]
         env = dict(os.environ)
-        slurm_conf = config.get("slurm_conf")
-        if slurm_conf is not None:
-            if not isinstance(slurm_conf, (str, os.PathLike)) or not Path(slurm_conf).is_file():
-                raise InvalidOptionError(
-                    f"{where}: slurm_conf must be the path of an existing slurm.conf (given to "
-                    f"the Slurm commands as SLURM_CONF), got {slurm_conf!r}"
-                )
-            env["SLURM_CONF"] = str(slurm_conf)
+        if mode == "cli":
+            self._options = [
+                *_placement(config, where),
+                *_sbatch_options(config.get("sbatch_options"), where),
+            ]
+            slurm_conf = config.get("slurm_conf")
+            if slurm_conf is not None:
+                if not isinstance(slurm_conf, (str, os.PathLike)) or not Path(slurm_conf).is_file():
+                    raise InvalidOptionError(
+                        f"{where}: slurm_conf must be the path of an existing slurm.conf (given "
+                        f"to the Slurm commands as SLURM_CONF), got {slurm_conf!r}"
+                    )
+                env["SLURM_CONF"] = str(slurm_conf)
+            self._commands = _find_commands(env, where)
         self._env = env
-        self._commands = _find_commands(env, where)
         self._payload_dir = _payload_dir(config.get("payload_dir"), where)
         self._secret_file = _secret_file(config.get("secret_file"), where)
         self._submit_env = _submit_env(env, config, self._secret_file, where)
         interval = config.get("status_interval", 2.0)
         self._snapshot_ttl = float(interval) / 2 if interval else 1.0
+        if mode == "rest":
+            from ._rest import RestTransport, rest_settings
+
+            settings = rest_settings(config, where)
+            # The job's environment is the submitting one, as with sbatch's --export=ALL,
+            # but never the REST credential.
+            if settings.token_variable is not None:
+                self._submit_env.pop(settings.token_variable, None)
+            job_fields = {
+                **_rest_placement(config, where),
+                **settings.job_fields,
+            }
+            self._transport = RestTransport(
+                settings,
+                job_fields=job_fields,
+                environment=self._submit_env,
+                call_blocking=self.call_blocking,
+                where=where,
+            )
+        else:
+            self._transport = _CliTransport(self)
 
     async def submit(self, job: BackendJob) -> SlurmJob:
         """Write the payload file and submit the batch script that runs it.
@@ -207,7 +371,7 @@ class SlurmAdapter(BackendAdapter):
         Raises:
             DuplicateJobError: the task has an idempotency key and Slurm holds a queued,
                 running or completed job of the same name.
-            RuntimeError: ``sbatch`` refused the job; its own message is quoted.
+            RuntimeError: Slurm refused the job; its own message is quoted.
         """
         name = slurm_job_name(self._prefix, job.job_id)
         if job.idempotency_key is not None:
@@ -215,22 +379,7 @@ class SlurmAdapter(BackendAdapter):
         path = await self.call_blocking(write_payload, self._payload_dir, name, job.payload)
         try:
             script = job_script(path, python=self._python, secret_file=self._secret_file)
-            done = await self._run(
-                "sbatch",
-                "--parsable",
-                f"--job-name={name}",
-                "--no-requeue",  # Wove retries; a requeued job would find its payload gone
-                "--output=/dev/null",  # sbatch_options may name a log file instead
-                *self._options,
-                stdin=script.encode(),
-                env=self._submit_env,
-            )
-            slurm_id = done.out.strip().split(";")[0]
-            if done.code != 0 or not slurm_id.isdigit():
-                raise RuntimeError(
-                    f"sbatch refused job {name!r} (exit status {done.code}): "
-                    f"{(done.err or done.out).strip()}"
-                )
+            slurm_id = await self._transport.submit(name, script)
         except BaseException:
             await self.call_blocking(path.unlink, missing_ok=True)
             raise
@@ -239,25 +388,22 @@ class SlurmAdapter(BackendAdapter):
         return handle
 
     async def cancel(self, job: BackendJob) -> bool:
-        """``scancel`` the job: a queued job is removed, a running one's processes killed.
+        """Cancel the job: a queued job is removed, a running one's processes killed.
 
         Returns ``False`` only when Slurm says the job had already ended by itself.
         """
         handle: SlurmJob = job.handle
-        done = await self._run("scancel", handle.slurm_id)
-        self._snapshot_at = float("-inf")  # the next status must see the cancel
-        await self.call_blocking(handle.payload_file.unlink, missing_ok=True)
-        if done.code == 0:
-            return True
-        if "already completing or completed" in done.err or "Invalid job id" in done.err:
-            return False
-        raise RuntimeError(
-            f"scancel {handle.slurm_id} (job {handle.name!r}) failed (exit status {done.code}): "
-            f"{done.err.strip()}"
-        )
+        try:
+            cancelled = await self._transport.cancel(handle.slurm_id)
+        except RuntimeError as error:
+            raise RuntimeError(f"cancelling job {handle.name!r}: {error}") from None
+        finally:
+            self._snapshot_at = float("-inf")  # the next status must see the cancel
+            await self.call_blocking(handle.payload_file.unlink, missing_ok=True)
+        return cancelled
 
     async def status(self, job: BackendJob) -> JobStatus:
-        """Map Slurm's view of the job onto Wove's states (one ``squeue`` per round)."""
+        """Map Slurm's view of the job onto Wove's states (one query per polling round)."""
         handle: SlurmJob = job.handle
         states = await self._states(since=handle.submitted_at)
         entry = states.get(handle.slurm_id)
@@ -275,34 +421,28 @@ class SlurmAdapter(BackendAdapter):
         return status
 
     async def close(self) -> None:
-        """Delete payload files of jobs that never started, then release the threads."""
+        """Delete payload files of jobs that never started, close the transport (the REST
+        session), then release the threads."""
         leftovers, self._active = list(self._active.values()), {}
         for handle in leftovers:
             await self.call_blocking(handle.payload_file.unlink, missing_ok=True)
-        await super().close()
+        try:
+            await self._transport.close()
+        finally:
+            await super().close()
 
     # -- Slurm's view ----------------------------------------------------------------------------
 
     async def _states(self, since: float) -> dict[str, tuple[str, str]]:
-        """State and reason of every active job, from one ``squeue`` call shared by all the
-        status calls of a polling round (a snapshot older than the job is not used)."""
+        """State and reason of every active job, from one query shared by all the status
+        calls of a polling round (a snapshot older than the job is not used)."""
         assert self._query_lock is not None, "start() first"
         async with self._query_lock:
             now = asyncio.get_running_loop().time()
             if self._snapshot_at >= since and now - self._snapshot_at < self._snapshot_ttl:
                 return self._snapshot
             ids = list(self._active)
-            done = await self._run(
-                "squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%r"
-            )
-            if done.code != 0 and not (len(ids) == 1 and "Invalid job id" in done.err):
-                raise RuntimeError(f"squeue failed (exit status {done.code}): {done.err.strip()}")
-            states: dict[str, tuple[str, str]] = {}
-            for line in done.out.splitlines():
-                slurm_id, _, rest = line.strip().partition("|")
-                state, _, reason = rest.partition("|")
-                if slurm_id:
-                    states[slurm_id] = (state.split()[0] if state else "UNKNOWN", reason)
+            states = await self._transport.states(ids)
             for slurm_id in ids:  # Slurm forgot them: nothing more will be learnt
                 if slurm_id not in states:
                     self._active.pop(slurm_id, None)
@@ -310,46 +450,32 @@ class SlurmAdapter(BackendAdapter):
             return states
 
     async def _ended(self, handle: SlurmJob, state: str) -> JobStatus:
-        """Describe a finished job from ``scontrol show job -o``: state, reason, exit code."""
-        done = await self._run("scontrol", "show", "job", handle.slurm_id, "-o")
-        fields = dict(_FIELD.findall(done.out)) if done.code == 0 else {}
-        state = fields.get("JobState", state)
-        detail = f"Slurm job {handle.slurm_id} {state}"
-        reason = fields.get("Reason", "None")
-        if reason not in ("None", "(null)", ""):
-            detail += f", reason {reason}"
-        if "ExitCode" in fields:
-            detail += f", exit code {fields['ExitCode']}"
-        return JobStatus(_wove_state(state), detail)
+        """Describe a finished job: state, reason, exit code."""
+        ended = await self._transport.ended(handle.slurm_id) or _Ended(state, None, None)
+        detail = f"Slurm job {handle.slurm_id} {ended.state}"
+        if ended.reason not in (None, "None", "(null)", ""):
+            detail += f", reason {ended.reason}"
+        if ended.exit_code is not None:
+            detail += f", exit code {ended.exit_code}"
+        return JobStatus(_wove_state(ended.state), detail)
 
     async def _forgotten(self, handle: SlurmJob) -> JobStatus:
-        """A job ``squeue`` no longer lists: ask accounting when there is some."""
-        missing = JobStatus(
-            "missing",
-            f"Slurm no longer knows job {handle.slurm_id} (it ended more than MinJobAge ago, "
-            "or was purged)",
-        )
-        if "sacct" not in self._commands:
-            return missing
-        done = await self._run(
-            "sacct", "-n", "-X", "-P", "-j", handle.slurm_id, "-o", "State,ExitCode"
-        )
-        line = done.out.strip().splitlines()[0] if done.code == 0 and done.out.strip() else ""
-        if not line:
-            return missing
-        state, _, exit_code = line.partition("|")
-        state = state.split()[0]
+        """A job Slurm's controller no longer lists: ask accounting when there is some."""
+        ended = await self._transport.accounted(handle.slurm_id)
+        if ended is None:
+            return JobStatus(
+                "missing",
+                f"Slurm no longer knows job {handle.slurm_id} (it ended more than MinJobAge "
+                "ago, or was purged)",
+            )
         return JobStatus(
-            _wove_state(state),
-            f"Slurm job {handle.slurm_id} {state}, exit code {exit_code} (from sacct)",
+            _wove_state(ended.state),
+            f"Slurm job {handle.slurm_id} {ended.state}, exit code {ended.exit_code} "
+            "(from accounting)",
         )
 
     async def _refuse_duplicate(self, name: str) -> None:
-        done = await self._run("squeue", "-h", "--me", "-t", "all", "-n", name, "-o", "%i|%T")
-        if done.code != 0:
-            raise RuntimeError(f"squeue failed (exit status {done.code}): {done.err.strip()}")
-        for line in done.out.splitlines():
-            slurm_id, _, state = line.strip().partition("|")
+        for slurm_id, state in await self._transport.named(name):
             if state in _HOLDS_KEY:
                 raise DuplicateJobError(
                     f"Slurm already holds job {slurm_id} named {name!r} ({state}); use a new "
@@ -410,22 +536,34 @@ def _wove_state(state: str) -> Any:
     return "running" if state in _RUNNING else "unknown"
 
 
-def _check_mode(config: Mapping[str, Any], where: str) -> None:
+_REST_ONLY: Final = ("rest_url", "rest_token", "rest_user", "rest_api_version", "rest_job_fields")
+_CLI_ONLY: Final = {
+    "sbatch_options": "set rest_job_fields (fields of slurmrestd's job description, such as "
+    "{'memory_per_node': 2048}) instead",
+    "slurm_conf": "slurmrestd reads its own slurm.conf; remove it",
+}
+
+
+def _check_mode(config: Mapping[str, Any], where: str) -> str:
+    """``"cli"`` or ``"rest"``; keys of the other mode are refused, not silently ignored."""
     mode = config.get("mode", "cli")
-    if mode == "rest":
+    if mode not in ("cli", "rest"):
         raise InvalidOptionError(
-            f"{where}: mode='rest' (submitting through slurmrestd) is not supported yet by "
-            "wove-slurm; use mode='cli' (the default), which needs the Slurm client commands "
-            "(sbatch, squeue, scontrol, scancel) on the submitting host"
+            f"{where}: mode must be 'cli' (the Slurm client commands) or 'rest' (slurmrestd), "
+            f"got {mode!r}"
         )
-    if mode != "cli":
-        raise InvalidOptionError(f"{where}: mode must be 'cli' (or, later, 'rest'), got {mode!r}")
-    for key in ("rest_url", "rest_token", "rest_user"):
-        if config.get(key) is not None:
-            raise InvalidOptionError(
-                f"{where}: {key} is only read with mode='rest', which is not supported yet; "
-                "remove it"
-            )
+    if mode == "cli":
+        for key in _REST_ONLY:
+            if config.get(key) is not None:
+                raise InvalidOptionError(
+                    f"{where}: {key} is only read with mode='rest'; set mode='rest' to submit "
+                    "through slurmrestd, or remove it"
+                )
+    else:
+        for key, fix in _CLI_ONLY.items():
+            if config.get(key) is not None:
+                raise InvalidOptionError(f"{where}: {key} is not read with mode='rest'; {fix}")
+    return str(mode)
 
 
 def _word(config: Mapping[str, Any], key: str, where: str) -> str | None:
@@ -473,6 +611,47 @@ def _placement(config: Mapping[str, Any], where: str) -> list[str]:
             )
         options.append(f"--time={limit}")
     return options
+
+
+def _rest_placement(config: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """partition, account and time_limit as fields of slurmrestd's job description."""
+    fields: dict[str, Any] = {}
+    for key in ("partition", "account"):
+        value = _word(config, key, where)
+        if value is not None:
+            fields[key] = value
+    options = _placement({"time_limit": config.get("time_limit")}, where)
+    if options:
+        limit = options[0].partition("=")[2]
+        try:
+            minutes = _minutes(limit)
+        except ValueError:
+            raise InvalidOptionError(
+                f"{where}: time_limit {limit!r} is not a Slurm time; use minutes ('90'), "
+                "'HH:MM:SS' or 'D-HH:MM:SS'"
+            ) from None
+        if minutes is not None:  # UNLIMITED: leave the partition's limit
+            fields["time_limit"] = minutes
+    return fields
+
+
+def _minutes(limit: str) -> int | None:
+    """A Slurm time (``90``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in whole minutes,
+    rounded up; ``None`` for ``UNLIMITED``/``INFINITE``. slurmrestd 0.0.38 takes minutes."""
+    if limit in ("UNLIMITED", "INFINITE"):
+        return None
+    days, _, clock = limit.rpartition("-")
+    parts = [int(part or 0) for part in clock.split(":")]
+    if days:
+        hours, minutes, seconds = [*parts, 0, 0][:3]
+        total = ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    elif len(parts) == 1:
+        total = parts[0] * 60
+    elif len(parts) == 2:
+        total = parts[0] * 60 + parts[1]
+    else:
+        total = (parts[0] * 60 + parts[1]) * 60 + parts[2]
+    return max(1, -(-total // 60))
 
 
 def _sbatch_options(value: Any, where: str) -> list[str]:

@@ -1,8 +1,9 @@
 """The entry point of the ``slurm`` executor: hook implementations and metadata only.
 
 Importing this module is cheap: the adapter (and asyncio's subprocess machinery) is imported
-when a ``slurm`` environment starts. Slurm itself is reached through its client commands, so
-there is no Python library to require beyond the callback and dispatch extras.
+when a ``slurm`` environment starts. Slurm itself is reached through its client commands, or
+through slurmrestd with aiohttp (from the callback extra), so there is no Python library to
+require beyond the callback and dispatch extras.
 """
 
 from __future__ import annotations
@@ -31,6 +32,6 @@ def register_executors(register: RegisterExecutor) -> None:
         kind="backend",
         load=_load,
         requires=("cloudpickle", "aiohttp"),
-        description="Run each task as a Slurm batch job (sbatch/squeue/scancel); results come "
-        "back through Wove's callback server.",
+        description="Run each task as a Slurm batch job (sbatch/squeue/scancel, or slurmrestd); "
+        "results come back through Wove's callback server.",
     )

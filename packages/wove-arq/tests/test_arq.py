@@ -478,7 +478,7 @@ def test_wove_run_skips_a_run_nobody_waits_for_and_refuses_forgeries(
         delivery=Delivery(callback=executor.callback_server.url),
     )
     line = LineCodec(executor.security).encode(frame).decode()
-    assert asyncio.run(wove_run({"job_id": "x"}, line)) == "not claimed"
+    assert asyncio.run(wove_run({"job_id": "x"}, line)) == "not_claimed"
 
     forged = LineCodec(Security(secrets.token_bytes(32))).encode(frame).decode()
     with pytest.raises(FrameRejectedError):

@@ -468,14 +468,14 @@ def test_job_command_reports_once_and_refuses_copies(
 
     original = job_named(batch_client, key, *FINAL)
     assert original["status"] == "SUCCEEDED"
-    assert "wove_aws_batch.job: TaskResult" in job_output(logs, original)
+    assert "wove_aws_batch.job: task_result" in job_output(logs, original)
 
     # A second copy of the same signed payload, submitted with Batch's own API (the job
     # definition's default command is the same), does not run: exit 0, nothing reported.
     payload = environment_of(original)["WOVE_PAYLOAD"]
     copy = job_named(batch_client, submit_by_hand(batch_client, payload), *FINAL)
     assert copy["status"] == "SUCCEEDED"
-    assert "wove_aws_batch.job: not-claimed" in job_output(logs, copy)
+    assert "wove_aws_batch.job: not_claimed" in job_output(logs, copy)
 
     # A payload nobody signed is refused before anything is unpickled; Batch records a failure.
     forged = job_named(batch_client, submit_by_hand(batch_client, "not a signed payload"), *FINAL)

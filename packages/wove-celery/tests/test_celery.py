@@ -252,7 +252,7 @@ def test_cancel_revokes_a_queued_job_which_then_never_runs(
     try:
         backend_services.wait_until(
             lambda: (
-                reader.AsyncResult(key).result == "not-claimed"
+                reader.AsyncResult(key).result == "not_claimed"
                 or (_queue_length(broker_url, idle_queue) == 0 and _state(reader, key) == "REVOKED")
             ),
             60,
@@ -286,11 +286,11 @@ def test_job_id_is_the_idempotency_key(redis_worker: CeleryWorker, reader: Any) 
             return "done"
 
     assert w.result.keyed == "done"
-    # Celery knows the job under the key, and its own result is only the outcome's name.
+    # Celery knows the job under the key, and its own result is only the outcome's word.
     backend_services.wait_until(
         lambda: _state(reader, key) == "SUCCESS", 30, "Celery to record the job SUCCESS"
     )
-    assert reader.AsyncResult(key).result == "succeeded"
+    assert reader.AsyncResult(key).result == "task_result"
 
     # The same key again is a new job under the same id; stale state is not misread.
     with weave(environment="celery", delivery_timeout=GUARD) as again:

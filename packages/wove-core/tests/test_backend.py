@@ -1,9 +1,11 @@
 """The backend adapter base beyond the conformance suite: configuration errors, duplicates,
-jobs that end without reporting, and the worker refusing runs it may not start."""
+jobs that end without reporting, the worker refusing runs it may not start, and the one word a
+task system's job returns (``run_job``/``arun_job``)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -15,11 +17,20 @@ import pytest
 import wove
 from wove import DeliveryOrphanedError, InvalidOptionError, RunNotClaimedError, UnknownOptionError
 from wove._callback_server import acquire_callback_server
-from wove._frames import Delivery, RunTask, TaskCancelled, TaskStarted, new_run_id
+from wove._frames import (
+    Delivery,
+    RunTask,
+    TaskCancelled,
+    TaskError,
+    TaskResult,
+    TaskStarted,
+    new_run_id,
+)
 from wove._registry import get_registry
 from wove._security import LineCodec, Security
 from wove._serializer import dumps
 from wove.backends import BackendJob, DuplicateJobError
+from wove.integrations import worker
 from wove.integrations.worker import run
 from wove.plugins import RegisterExecutor, hookimpl
 from wove.testing import free_port
@@ -200,3 +211,126 @@ def test_a_run_cancelled_before_its_worker_claims_it_never_starts(tmp_path: Path
     assert isinstance(terminal, TaskCancelled)
     assert not marker.exists()
     assert [type(frame) for frame in seen] == [TaskStarted, TaskCancelled]
+
+
+# -- run_job / arun_job: the body of a task system's job ----------------------------------------
+
+
+def _fail() -> None:
+    raise KeyError("missing")
+
+
+def _job_frame(server_url: str, name: str, function: Any) -> RunTask:
+    return RunTask(
+        run_id=new_run_id(name),
+        task_id=name,
+        callable=dumps(function, "test"),
+        args=dumps({}, "test"),
+        delivery=Delivery(callback=server_url),
+    )
+
+
+def test_job_outcomes_are_the_terminal_events_wire_tags():
+    tags = [kind.__struct_config__.tag for kind in (TaskResult, TaskError, TaskCancelled)]
+    assert tags == [worker.TASK_RESULT, worker.TASK_ERROR, worker.TASK_CANCELLED]
+    assert worker.NOT_CLAIMED == "not_claimed"
+
+
+@pytest.mark.parametrize("cancelled_early", [False, True], ids=["ran", "cancelled-early"])
+def test_run_job_returns_the_tag_of_the_event_the_weave_received(
+    tmp_path: Path, cancelled_early: bool
+):
+    security = Security(os.environ["WOVE_SECRET"])
+    marker = tmp_path / "ran"
+    seen: list[Any] = []
+
+    async def scenario() -> list[str]:
+        server = await acquire_callback_server(security=security)
+        try:
+            outcomes = []
+            for name, function in (("ok", marker.touch), ("fails", _fail)):
+                frame = _job_frame(server.url, name, function)
+                server.register_run(frame.run_id, seen.append)
+                if cancelled_early:
+                    server.request_cancel(frame.run_id)
+                line = LineCodec(security).encode(frame)
+                outcomes.append(await asyncio.to_thread(worker.run_job, line, security=security))
+            return outcomes
+        finally:
+            await server.release()
+
+    outcomes = asyncio.run(scenario())
+
+    if cancelled_early:
+        assert outcomes == ["task_cancelled", "task_cancelled"]
+        assert not marker.exists()
+        assert [type(frame) for frame in seen] == [TaskStarted, TaskCancelled] * 2
+    else:
+        assert outcomes == ["task_result", "task_error"]
+        assert marker.exists()
+        assert [type(frame) for frame in seen] == [TaskStarted, TaskResult, TaskStarted, TaskError]
+
+
+def test_run_job_logs_a_run_nobody_waits_for_and_returns_not_claimed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    security = Security(os.environ["WOVE_SECRET"])
+    marker = tmp_path / "ran"
+
+    async def scenario() -> tuple[str, str]:
+        server = await acquire_callback_server(security=security)
+        try:  # the run was never registered: the weave gave up on it, or it already finished
+            stale = LineCodec(security).encode(_job_frame(server.url, "stale", marker.touch))
+            from_thread = await asyncio.to_thread(worker.run_job, stale, security=security)
+            again = LineCodec(security).encode(_job_frame(server.url, "stale2", marker.touch))
+            from_loop = await worker.arun_job(again, security=security)
+            return from_thread, from_loop
+        finally:
+            await server.release()
+
+    with caplog.at_level(logging.INFO, logger="wove.worker"):
+        outcomes = asyncio.run(scenario())
+
+    assert outcomes == ("not_claimed", "not_claimed")
+    assert not marker.exists()
+    skipped = [record for record in caplog.records if record.name == "wove.worker"]
+    assert [record.levelno for record in skipped] == [logging.INFO, logging.INFO]
+    assert "no longer waits" in skipped[0].getMessage()
+
+
+def test_arun_job_returns_the_tag_of_the_event_the_weave_received():
+    security = Security(os.environ["WOVE_SECRET"])
+    seen: list[Any] = []
+
+    async def scenario() -> str:
+        server = await acquire_callback_server(security=security)
+        try:
+            frame = _job_frame(server.url, "async-ok", _fail)
+            server.register_run(frame.run_id, seen.append)
+            return await worker.arun_job(LineCodec(security).encode(frame), security=security)
+        finally:
+            await server.release()
+
+    assert asyncio.run(scenario()) == "task_error"
+    assert [type(frame) for frame in seen] == [TaskStarted, TaskError]
+
+
+def test_run_job_lets_a_forged_payload_fail_the_job(tmp_path: Path):
+    security = Security(os.environ["WOVE_SECRET"])
+    marker = tmp_path / "ran"
+
+    async def scenario() -> None:
+        server = await acquire_callback_server(security=security)
+        try:
+            frame = _job_frame(server.url, "forged", marker.touch)
+            server.register_run(frame.run_id, lambda event: None)
+            forged = LineCodec(Security("not-the-secret-0123456789abcdef")).encode(frame)
+            with pytest.raises(wove.FrameRejectedError, match="bad signature"):
+                await asyncio.to_thread(worker.run_job, forged, security=security)
+            with pytest.raises(wove.FrameRejectedError, match="bad signature"):
+                await worker.arun_job(forged, security=security)
+        finally:
+            await server.release()
+
+    asyncio.run(scenario())
+    assert not marker.exists()

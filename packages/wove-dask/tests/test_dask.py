@@ -524,7 +524,7 @@ def test_run_payload_skips_a_run_nobody_waits_for_and_refuses_forgeries(
         delivery=Delivery(callback=executor.callback_server.url),
     )
     line = LineCodec(executor.security).encode(frame).decode()
-    assert run_payload(line) == NOT_CLAIMED
+    assert run_payload(line) == NOT_CLAIMED == "not_claimed"
 
     forged = LineCodec(Security(secrets.token_bytes(32))).encode(frame).decode()
     with pytest.raises(FrameRejectedError):

@@ -35,7 +35,13 @@ class TestHttpConformance(_HttpConformance):
     def environment(self, http_service: Service) -> dict[str, Any]:
         return {
             "executor": "http",
-            "executor_config": {"url": http_service.url, "security": f"env:{SECRET_VARIABLE}"},
+            "executor_config": {
+                "url": http_service.url,
+                "security": f"env:{SECRET_VARIABLE}",
+                # Tests kill the service on purpose; on a loaded machine its restart can take
+                # longer than the default 10 s the executor keeps retrying a refused connect.
+                "connect_timeout": 30,
+            },
         }
 
 
@@ -48,5 +54,6 @@ class TestHttpsConformance(_HttpConformance):
                 "url": https_service.url,
                 "security": f"env:{SECRET_VARIABLE}",
                 "ca_file": certificates["ca"],
+                "connect_timeout": 30,
             },
         }

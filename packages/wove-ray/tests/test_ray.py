@@ -398,7 +398,7 @@ def test_run_payload_reports_once_and_refuses_copies(
     assert w.result.counted == 1
     job = captured[0]
     # Ray's object store holds only a note; the result itself went to the callback server.
-    assert ray.get(job.handle.ref, timeout=HANG_GUARD) == "TaskResult"
+    assert ray.get(job.handle.ref, timeout=HANG_GUARD) == "task_result"
 
     # A second copy of the same signed payload, submitted with Ray's own API, does not run: the
     # callback server refuses its claim, or -- on the worker that ran the original -- the
@@ -408,7 +408,7 @@ def test_run_payload_reports_once_and_refuses_copies(
         outcome = ray.get(remote.remote(job.payload), timeout=HANG_GUARD)
     except RayTaskError as error:
         outcome = type(error.cause).__name__
-    assert outcome in ("not-claimed", "FrameRejectedError")
+    assert outcome in ("not_claimed", "FrameRejectedError")
     assert (tmp_path / "count").stat().st_size == 1, "the copy ran the task again"
 
     # A payload nobody signed is refused before anything is unpickled; Ray records the failure.

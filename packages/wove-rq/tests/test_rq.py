@@ -369,13 +369,13 @@ def test_run_payload_reports_once_and_refuses_copies(
     original = Job.fetch(key, connection=connection)
     assert wait_for_status(original, "finished", "failed") == "finished"
     # RQ's result store holds only a note; the result itself went to the callback server.
-    assert original.return_value() == "TaskResult"
+    assert original.return_value() == "task_result"
 
     # A second copy of the same signed payload, enqueued with RQ's own API, does not run.
     queue = Queue(QUEUE, connection=connection)
     copy = queue.enqueue("wove_rq.worker.run_payload", original.args[0])
     assert wait_for_status(copy, "finished", "failed") == "finished"
-    assert copy.return_value() == "not-claimed"
+    assert copy.return_value() == "not_claimed"
 
     # A payload nobody signed is refused before anything is unpickled; RQ records the failure.
     forged = queue.enqueue("wove_rq.worker.run_payload", "not a signed payload\n")

@@ -651,7 +651,7 @@ def test_activity_skips_a_run_nobody_waits_for_and_refuses_forgeries(
         except WorkflowFailureError as error:
             return error
 
-    assert asyncio.run(through_temporal(line, unique("orphan"))) == "not claimed"
+    assert asyncio.run(through_temporal(line, unique("orphan"))) == "not_claimed"
     refused = asyncio.run(through_temporal(forged, unique("forged")))
     assert isinstance(refused, WorkflowFailureError)
     assert isinstance(refused.cause, ActivityError)

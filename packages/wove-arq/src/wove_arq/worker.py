@@ -15,19 +15,15 @@ blocking task never stalls the others.
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any, Final
 
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker
 
-from wove import RunNotClaimedError
-from wove.integrations.worker import arun
+from wove.integrations.worker import JobOutcome, arun_job
 
 __all__ = ["WORKER_DEFAULTS", "wove_run", "worker_settings"]
-
-logger = logging.getLogger(__name__)
 
 #: What :func:`worker_settings` sets unless overridden, and why:
 #: ``allow_abort_jobs`` lets a cancel from the weave stop the job (``Job.abort``);
@@ -43,15 +39,16 @@ WORKER_DEFAULTS: Final[dict[str, Any]] = {
 }
 
 
-async def wove_run(ctx: dict[str, Any], payload: str) -> str:
+async def wove_run(ctx: dict[str, Any], payload: str) -> JobOutcome:
     """Run one Wove payload inside an ARQ job; register it as the worker's function.
 
     The task's outcome goes to the weave through the callback server the payload names, not
     through ARQ's result store: the job's own result is only a short word for the logs
-    (``"task_result"``, ``"task_error"``, ``"task_cancelled"`` or ``"not claimed"``).
+    (``"task_result"``, ``"task_error"``, ``"task_cancelled"`` or ``"not_claimed"``; see
+    :func:`wove.integrations.worker.arun_job`).
 
     A copy of a run that another job already started, or that the weave stopped waiting for,
-    is skipped quietly (``"not claimed"``). A payload whose signature does not verify raises
+    is skipped and logged (``"not_claimed"``). A payload whose signature does not verify raises
     :class:`wove.FrameRejectedError`, so the job fails visibly in ARQ.
 
     Args:
@@ -59,14 +56,10 @@ async def wove_run(ctx: dict[str, Any], payload: str) -> str:
         payload: the signed line the adapter enqueued.
 
     Returns:
-        The kind of terminal event the run reported.
+        The kind of terminal event the run reported, or ``"not_claimed"``.
     """
-    try:
-        terminal = await arun(payload)
-    except RunNotClaimedError as error:
-        logger.info("ARQ job %s skipped: %s", ctx.get("job_id", "?"), error)
-        return "not claimed"
-    return str(type(terminal).__struct_config__.tag)  # "task_result", "task_error"...
+    del ctx
+    return await arun_job(payload)
 
 
 def worker_settings(

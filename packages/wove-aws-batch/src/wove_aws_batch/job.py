@@ -2,8 +2,9 @@
 
 ``python -m wove_aws_batch.job`` reads the signed payload from the ``WOVE_PAYLOAD`` environment
 variable (the adapter puts it there with a container override), runs the task through
-:func:`wove.integrations.worker.run` -- which claims the run on the weave's callback server,
-posts every event there and heartbeats while the task runs -- and exits.
+:func:`wove.integrations.worker.run_job` -- which claims the run on the weave's callback server,
+posts every event there and heartbeats while the task runs -- prints the word it returns
+(``task_result``, ``task_error``, ``task_cancelled`` or ``not_claimed``) and exits.
 
 The payload is normally a small signed *reference*: Batch caps a job's container overrides at
 8 KiB, so the task itself stays on the callback server and this command fetches it from there,
@@ -31,11 +32,12 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from wove.integrations.worker import JobOutcome
 
 __all__ = ["PAYLOAD_ENV", "main", "run_job"]
-
-logger = logging.getLogger("wove_aws_batch.job")
 
 #: The environment variable the adapter passes the signed payload in.
 PAYLOAD_ENV: Final = "WOVE_PAYLOAD"
@@ -43,14 +45,24 @@ PAYLOAD_ENV: Final = "WOVE_PAYLOAD"
 EXIT_REPORTED: Final = 0
 EXIT_UNREPORTED: Final = 1
 EXIT_REFUSED: Final = 2
+#: The exit status for each word :func:`run_job` returns: every one means the run's fate is
+#: settled (the weave received its outcome, or another copy owns the run), so none is a Batch
+#: failure -- a failed task is the weave's to retry, not Batch's.
+EXIT_CODES: Final[Mapping[JobOutcome, int]] = {
+    "task_result": EXIT_REPORTED,
+    "task_error": EXIT_REPORTED,
+    "task_cancelled": EXIT_REPORTED,
+    "not_claimed": EXIT_REPORTED,
+}
 
 
-def run_job(environ: Mapping[str, str] | None = None) -> str:
+def run_job(environ: Mapping[str, str] | None = None) -> JobOutcome:
     """Run the payload in ``environ[WOVE_PAYLOAD]`` (default: this process's environment).
 
     Returns:
-        What became of the run: ``"TaskResult"``, ``"TaskError"`` or ``"TaskCancelled"`` (the
-        event the weave received), or ``"not-claimed"`` when another copy already ran it.
+        What became of the run, from :func:`wove.integrations.worker.run_job`:
+        ``"task_result"``, ``"task_error"`` or ``"task_cancelled"`` (the event the weave
+        received), or ``"not_claimed"`` when another copy already ran it (logged).
 
     Raises:
         LookupError: ``WOVE_PAYLOAD`` is missing or empty.
@@ -58,8 +70,7 @@ def run_job(environ: Mapping[str, str] | None = None) -> str:
             missing); nothing was unpickled.
         Exception: the run could not be reported (for example the callback server is down).
     """
-    from wove import RunNotClaimedError
-    from wove.integrations.worker import run
+    from wove.integrations import worker
 
     payload = (os.environ if environ is None else environ).get(PAYLOAD_ENV, "")
     if not payload.strip():
@@ -67,12 +78,7 @@ def run_job(environ: Mapping[str, str] | None = None) -> str:
             f"{PAYLOAD_ENV} is not set: this command runs the payload the Wove aws_batch "
             "executor passes in the job's environment; it is not meant to be started by hand"
         )
-    try:
-        event = run(payload)
-    except RunNotClaimedError as error:
-        logger.info("run not claimed, so not run: %s", error)
-        return "not-claimed"
-    return type(event).__name__
+    return worker.run_job(payload)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_UNREPORTED
     print(f"wove_aws_batch.job: {outcome}")
-    return EXIT_REPORTED
+    return EXIT_CODES[outcome]
 
 
 if __name__ == "__main__":

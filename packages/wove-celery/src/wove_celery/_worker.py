@@ -1,30 +1,20 @@
 """The worker side of the ``celery`` executor: one task on your own Celery app runs Wove payloads.
 
 The task is deliberately thin. It hands the signed payload to
-:func:`wove.integrations.worker.run`, which verifies it, claims the run on the weave's callback
-server, executes it and posts every event (start, heartbeats, the result) back over HTTP. The
-Celery result of the task is therefore tiny -- the name of the terminal event -- and the task's
-real return value never touches Celery's result backend.
+:func:`wove.integrations.worker.run_job`, which verifies it, claims the run on the weave's
+callback server, executes it and posts every event (start, heartbeats, the result) back over
+HTTP. The Celery result of the task is therefore tiny -- the tag of the terminal event -- and the
+task's real return value never touches Celery's result backend.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from celery import Celery, Task  # type: ignore[import-untyped]
 
 __all__ = ["register_wove_task"]
-
-logger = logging.getLogger("wove_celery.worker")
-
-#: What the task returns for each way a run can end (stored by Celery as the task's result).
-_OUTCOMES: Final = {
-    "TaskResult": "succeeded",
-    "TaskError": "failed",
-    "TaskCancelled": "cancelled",
-}
 
 
 def register_wove_task(app: Celery, name: str = "wove.run", **task_options: Any) -> Task:
@@ -37,11 +27,12 @@ def register_wove_task(app: Celery, name: str = "wove.run", **task_options: Any)
         **task_options: passed to ``app.task`` (``acks_late``, ``time_limit``...).
 
     Returns:
-        The registered task. Its Celery result is ``"succeeded"``, ``"failed"`` or
-        ``"cancelled"`` -- how the Wove run ended -- or ``"not-claimed"`` for a duplicate
+        The registered task. Its Celery result is ``"task_result"``, ``"task_error"`` or
+        ``"task_cancelled"`` -- how the Wove run ended -- or ``"not_claimed"`` for a duplicate
         delivery of a run that already started elsewhere or that nobody waits for any more,
-        which is logged and otherwise ignored. A forged or tampered payload raises
-        :class:`wove.FrameRejectedError`, so it shows as a failed Celery task.
+        which is logged and otherwise ignored (see :func:`wove.integrations.worker.run_job`).
+        A forged or tampered payload raises :class:`wove.FrameRejectedError`, so it shows as a
+        failed Celery task.
 
     Workers need the environment's shared secret as ``WOVE_SECRET``, and the same code and
     packages as the weave that sends the tasks.
@@ -56,17 +47,11 @@ def register_wove_task(app: Celery, name: str = "wove.run", **task_options: Any)
         raise TypeError(f"register_wove_task: name must be a non-empty string, got {name!r}")
 
     def run_wove_payload(payload: str) -> str:
-        from wove import RunNotClaimedError
-        from wove.integrations import worker
+        from wove.integrations.worker import run_job
 
-        try:
-            terminal = worker.run(payload)
-        except RunNotClaimedError as error:
-            # A second delivery of the same message (acks_late, a restored unacked message)
-            # or a run the weave gave up on: another copy ran or nobody waits; not a failure.
-            logger.info("Wove run not started here: %s", error)
-            return "not-claimed"
-        return _OUTCOMES.get(type(terminal).__name__, "unknown")
+        # A second delivery of the same message (acks_late, a restored unacked message) or a
+        # run the weave gave up on comes back "not_claimed": logged there, not a failure.
+        return run_job(payload)
 
     run_wove_payload.__doc__ = "Run one signed Wove payload; the outcome goes to the weave."
     task: Task = app.task(name=name, **task_options)(run_wove_payload)

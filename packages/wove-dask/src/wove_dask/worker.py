@@ -13,44 +13,32 @@ and an async one on that loop, so the heartbeats go on however the task behaves.
 
 from __future__ import annotations
 
-import logging
-from typing import Final
+from wove.integrations.worker import NOT_CLAIMED, JobOutcome, run_job
 
-from wove import RunNotClaimedError
-from wove.integrations.worker import run
-
+# NOT_CLAIMED is wove.integrations.worker's ("not_claimed"), re-exported for the adapter.
 __all__ = ["NOT_CLAIMED", "run_payload"]
 
-logger = logging.getLogger(__name__)
 
-#: What :func:`run_payload` returns for a copy of a run that must not run.
-NOT_CLAIMED: Final = "not claimed"
-
-
-def run_payload(payload: str) -> str:
+def run_payload(payload: str) -> JobOutcome:
     """Run one Wove payload inside a Dask task; the ``dask`` executor submits it for you.
 
     The task's outcome goes to the weave through the callback server the payload names, not
     through Dask's result store: the Dask result is only a short word for dashboards and logs
-    (``"task_result"``, ``"task_error"``, ``"task_cancelled"`` or ``"not claimed"``).
+    (``"task_result"``, ``"task_error"``, ``"task_cancelled"`` or ``"not_claimed"``; see
+    :func:`wove.integrations.worker.run_job`).
 
     A copy of a run that another attempt already started -- Dask reschedules a task whose
-    worker died -- or that the weave stopped waiting for is skipped quietly and returns
-    ``"not claimed"``. A payload whose signature does not verify raises
+    worker died -- or that the weave stopped waiting for is skipped, logged, and returns
+    ``"not_claimed"``. A payload whose signature does not verify raises
     :class:`wove.FrameRejectedError`, so the task errs visibly in Dask.
 
     Args:
         payload: the signed line the adapter submitted.
 
     Returns:
-        The kind of terminal event the run reported, or ``"not claimed"``.
+        The kind of terminal event the run reported, or ``"not_claimed"``.
 
     Example:
         >>> client.submit(run_payload, line, key="my-run", pure=False)  # doctest: +SKIP
     """
-    try:
-        terminal = run(payload)
-    except RunNotClaimedError as error:
-        logger.info("Dask task skipped a Wove run: %s", error)
-        return NOT_CLAIMED
-    return str(type(terminal).__struct_config__.tag)
+    return run_job(payload)

@@ -43,6 +43,7 @@ from ray.exceptions import (
 
 from wove import InvalidOptionError
 from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
+from wove.integrations.worker import NOT_CLAIMED
 
 from .worker import run_payload
 
@@ -397,7 +398,7 @@ class RayAdapter(BackendAdapter):
                 return JobStatus("unknown")
             except RayError as error:
                 return JobStatus("failed", f"{type(error).__name__}: {_last_line(error)}")
-            if note == "not-claimed":
+            if note == NOT_CLAIMED:
                 return JobStatus("failed", "its worker found the run claimed by another copy")
             return JobStatus("succeeded", str(note))
 

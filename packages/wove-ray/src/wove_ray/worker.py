@@ -13,25 +13,20 @@ imports ``wove_ray.worker`` once and reuses it for every task of the same driver
 
 from __future__ import annotations
 
-import logging
-
-from wove import RunNotClaimedError
-from wove.integrations import worker as wove_worker
+from wove.integrations.worker import JobOutcome, run_job
 
 __all__ = ["run_payload"]
 
-logger = logging.getLogger("wove_ray.worker")
 
-
-def run_payload(payload: str) -> str:
+def run_payload(payload: str) -> JobOutcome:
     """Run one Wove payload; the ``ray`` executor submits it as ``ray.remote(run_payload)``.
 
     The task's result, error or cancellation travels to the weave through the callback server,
-    so the return value is only a note for Ray's object store: ``"TaskResult"``,
-    ``"TaskError"`` or ``"TaskCancelled"``, or ``"not-claimed"`` for a copy of a run that
+    so the return value is only a note for Ray's object store: ``"task_result"``,
+    ``"task_error"`` or ``"task_cancelled"``, or ``"not_claimed"`` for a copy of a run that
     another worker already started (a Ray retry or a replayed payload), which is logged and
-    otherwise ignored. A payload whose signature does not check raises
-    :class:`wove.FrameRejectedError`, so Ray records the task as failed.
+    otherwise ignored (see :func:`wove.integrations.worker.run_job`). A payload whose signature
+    does not check raises :class:`wove.FrameRejectedError`, so Ray records the task as failed.
 
     Args:
         payload: the signed line the ``ray`` executor submitted.
@@ -39,11 +34,6 @@ def run_payload(payload: str) -> str:
     Example:
         >>> import ray  # doctest: +SKIP
         >>> ray.get(ray.remote(run_payload).remote(line))  # doctest: +SKIP
-        'TaskResult'
+        'task_result'
     """
-    try:
-        event = wove_worker.run(payload)
-    except RunNotClaimedError as error:
-        logger.info("duplicate delivery of a Wove run, not run again: %s", error)
-        return "not-claimed"
-    return type(event).__name__
+    return run_job(payload)

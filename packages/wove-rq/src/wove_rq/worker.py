@@ -21,8 +21,7 @@ from typing import Final
 
 from rq.worker import SimpleWorker, Worker
 
-from wove import RunNotClaimedError
-from wove.integrations import worker as wove_worker
+from wove.integrations.worker import JobOutcome, run_job
 
 __all__ = ["WoveSimpleWorker", "WoveWorker", "run_payload"]
 
@@ -45,15 +44,15 @@ for _module in PRELOADED:
         logger.debug("could not preload %s", _module, exc_info=True)
 
 
-def run_payload(payload: str) -> str:
+def run_payload(payload: str) -> JobOutcome:
     """Run one Wove payload; RQ calls it as ``wove_rq.worker.run_payload`` for every job.
 
     The task's result, error or cancellation travels to the weave through the callback server,
-    so the return value is only a note for RQ's result store: ``"TaskResult"``,
-    ``"TaskError"`` or ``"TaskCancelled"``, or ``"not-claimed"`` for a copy of a run that
+    so the return value is only a note for RQ's result store: ``"task_result"``,
+    ``"task_error"`` or ``"task_cancelled"``, or ``"not_claimed"`` for a copy of a run that
     another worker already started (a redelivered or replayed payload), which is logged and
-    otherwise ignored. A payload whose signature does not check raises
-    :class:`wove.FrameRejectedError`, so RQ records that job as failed.
+    otherwise ignored (see :func:`wove.integrations.worker.run_job`). A payload whose signature
+    does not check raises :class:`wove.FrameRejectedError`, so RQ records that job as failed.
 
     Args:
         payload: the signed line the ``rq`` executor enqueued.
@@ -62,12 +61,7 @@ def run_payload(payload: str) -> str:
         >>> from rq import Queue  # doctest: +SKIP
         >>> Queue("wove", connection=redis).enqueue(run_payload, line)  # doctest: +SKIP
     """
-    try:
-        event = wove_worker.run(payload)
-    except RunNotClaimedError as error:
-        logger.info("duplicate delivery of a Wove run, not run again: %s", error)
-        return "not-claimed"
-    return type(event).__name__
+    return run_job(payload)
 
 
 class WoveWorker(Worker):

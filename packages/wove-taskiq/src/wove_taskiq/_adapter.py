@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from wove import InvalidOptionError
 from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
+from wove.integrations.worker import NOT_CLAIMED
 
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
@@ -48,8 +49,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TASK_NAME: Final = "wove.run"
 #: The label carrying the run id; Taskiq stores a job's labels with its result.
 RUN_ID_LABEL: Final = "wove_run_id"
-#: What the worker task returns when it did not run a payload (see ``RunNotClaimedError``).
-NOT_CLAIMED: Final = "not_claimed"
 #: ``executor_config`` keys of the taskiq adapter (besides the shared backend keys).
 TASKIQ_CONFIG_KEYS: Final = frozenset({"broker", "broker_url", "task_name", "labels"})
 #: Seconds results stay in Redis when the adapter builds the broker from ``broker_url``.

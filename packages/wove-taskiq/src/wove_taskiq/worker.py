@@ -16,25 +16,15 @@ and start workers with ``WOVE_SECRET`` set: ``taskiq worker mymodule:broker``.
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from ._adapter import DEFAULT_TASK_NAME, NOT_CLAIMED
+from ._adapter import DEFAULT_TASK_NAME
 
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
     from taskiq.decor import AsyncTaskiqDecoratedTask
 
 __all__ = ["register_wove_task"]
-
-logger = logging.getLogger(__name__)
-
-#: What the task returns for each way a run can end (stored by a result backend, if any).
-_OUTCOMES: Final = {
-    "TaskResult": "task_result",
-    "TaskError": "task_error",
-    "TaskCancelled": "task_cancelled",
-}
 
 
 def register_wove_task(
@@ -49,7 +39,8 @@ def register_wove_task(
 
     A payload whose run another worker already claimed, or that nobody waits for any more (a
     job cancelled while it was queued), is not run: the task logs why and returns
-    ``"not_claimed"``. A forged payload raises ``wove.FrameRejectedError`` and Taskiq records
+    ``"not_claimed"`` (see :func:`wove.integrations.worker.arun_job`). A forged payload raises
+    ``wove.FrameRejectedError`` and Taskiq records
     the job as failed; nothing in it was unpickled.
 
     Args:
@@ -64,15 +55,9 @@ def register_wove_task(
         raise ValueError(f"task_name must be a non-empty string, got {task_name!r}")
 
     async def run_wove_payload(payload: str) -> str:
-        from wove import RunNotClaimedError
-        from wove.integrations.worker import arun
+        from wove.integrations.worker import arun_job
 
-        try:
-            terminal = await arun(payload)
-        except RunNotClaimedError as error:
-            logger.info("%s", error)
-            return NOT_CLAIMED
-        return _OUTCOMES[type(terminal).__name__]
+        return await arun_job(payload)
 
     run_wove_payload.__qualname__ = run_wove_payload.__name__
     return broker.register_task(run_wove_payload, task_name=task_name)

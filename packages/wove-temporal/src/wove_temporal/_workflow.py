@@ -57,7 +57,7 @@ class RunPayloadWorkflow:
 
         Returns:
             The activity's word: ``"task_result"``, ``"task_error"``, ``"task_cancelled"`` or
-            ``"not claimed"``.
+            ``"not_claimed"``.
         """
         result: str = await workflow.execute_activity(
             ACTIVITY_NAME,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Final
@@ -35,17 +34,14 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from wove import FrameRejectedError, RunNotClaimedError
-from wove.integrations.worker import arun
+from wove import FrameRejectedError
+from wove.integrations.worker import NOT_CLAIMED, JobOutcome, arun_job
 
 from ._workflow import ACTIVITY_NAME, RunPayloadWorkflow
 
+# NOT_CLAIMED is wove.integrations.worker's ("not_claimed"), re-exported for the adapter.
 __all__ = ["NOT_CLAIMED", "WORKER_DEFAULTS", "build_worker", "run_payload_activity"]
 
-logger = logging.getLogger(__name__)
-
-#: What the activity returns for a copy of a run it must not execute.
-NOT_CLAIMED: Final = "not claimed"
 #: Heartbeat interval when the activity has no heartbeat timeout (Temporal then cannot cancel
 #: it before it heartbeats at all).
 _DEFAULT_BEAT: Final = 1.0
@@ -55,13 +51,14 @@ WORKER_DEFAULTS: Final[dict[str, Any]] = {"max_concurrent_activities": 100}
 
 
 @activity.defn(name=ACTIVITY_NAME)
-async def run_payload_activity(payload: str) -> str:
+async def run_payload_activity(payload: str) -> JobOutcome:
     """Run one Wove payload, heartbeating to Temporal until it ends.
 
     The task's outcome goes to the weave through the callback server the payload names, not
     through Temporal: the activity returns only a word for the workflow's history
-    (``"task_result"``, ``"task_error"``, ``"task_cancelled"``, or ``"not claimed"`` for a copy
-    of a run another worker already started or nobody waits for any more).
+    (``"task_result"``, ``"task_error"``, ``"task_cancelled"``, or ``"not_claimed"`` for a copy
+    of a run another worker already started or nobody waits for any more, which is logged; see
+    :func:`wove.integrations.worker.arun_job`).
 
     It heartbeats (``activity.heartbeat()``) three times per heartbeat timeout, so Temporal
     notices a dead worker by that timeout, and a cancel Temporal delivers (in the answer to a
@@ -73,7 +70,7 @@ async def run_payload_activity(payload: str) -> str:
             (non-retryable; nothing in it was unpickled).
     """
     interval = _heartbeat_interval(activity.info().heartbeat_timeout)
-    run = asyncio.ensure_future(arun(payload))
+    run = asyncio.ensure_future(arun_job(payload))
     try:
         activity.heartbeat()
         while True:
@@ -85,19 +82,15 @@ async def run_payload_activity(payload: str) -> str:
         # Temporal cancelled the activity (or the worker is shutting down): stop the run and
         # let it post task_cancelled before the activity reports its own cancellation.
         run.cancel()
-        with contextlib.suppress(asyncio.CancelledError, RunNotClaimedError):
+        with contextlib.suppress(asyncio.CancelledError):
             await run
         raise
     try:
-        terminal = run.result()
-    except RunNotClaimedError as error:
-        logger.info("activity %s skipped: %s", activity.info().activity_id, error)
-        return NOT_CLAIMED
+        return run.result()
     except FrameRejectedError as error:
         raise ApplicationError(
             str(error), type="wove.FrameRejectedError", non_retryable=True
         ) from error
-    return str(type(terminal).__struct_config__.tag)  # "task_result", "task_error"...
 
 
 def build_worker(

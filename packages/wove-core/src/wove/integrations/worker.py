@@ -18,7 +18,9 @@ and only then unpickles ``callable`` and ``args``. Code that feeds it frames mus
 invariant.
 
 Backends do not deal in frames: they call :func:`run` (or :func:`arun`) with the signed payload
-the adapter submitted; :func:`verify_payload` checks it before anything is unpickled.
+the adapter submitted; :func:`verify_payload` checks it before anything is unpickled. The job a
+task system runs calls :func:`run_job` (or :func:`arun_job`), which wraps them the one way every
+backend needs and returns a :data:`JobOutcome` word for the task system's own result store.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
-from .._errors import FrameRejectedError, InvalidOptionError, WeaveUsageError
+from .._errors import FrameRejectedError, InvalidOptionError, RunNotClaimedError, WeaveUsageError
 from .._frames import (
     TERMINAL_EVENTS,
     CancelTask,
@@ -56,9 +58,24 @@ from .._frames import (
 from .._security import LineCodec, Security
 from .._serializer import dumps, loads, require_dispatch
 
-__all__ = ["WorkerRuntime", "arun", "run", "verify_payload"]
+__all__ = [
+    "NOT_CLAIMED",
+    "TASK_CANCELLED",
+    "TASK_ERROR",
+    "TASK_RESULT",
+    "JobOutcome",
+    "WorkerRuntime",
+    "arun",
+    "arun_job",
+    "run",
+    "run_job",
+    "verify_payload",
+]
 
 logger = logging.getLogger(__name__)
+#: Where :func:`run_job` logs a payload it did not run, beside the reporter's
+#: ``wove.worker.callback``: one name for worker-side operators to filter on, whatever the backend.
+_job_logger = logging.getLogger("wove.worker")
 
 #: Shared secret for backend payloads (the string itself is the secret, as with ``env:NAME``).
 SECRET_ENV: Final = "WOVE_SECRET"
@@ -74,6 +91,16 @@ _INLINE_LOAD_BYTES: Final = 1 << 20
 Emit: TypeAlias = Callable[[Frame], Awaitable[None]]
 Terminal: TypeAlias = TaskResult | TaskError | TaskCancelled
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
+#: What :func:`run_job` returns: the terminal event's wire tag, or ``"not_claimed"``.
+JobOutcome: TypeAlias = Literal["task_result", "task_error", "task_cancelled", "not_claimed"]
+#: The run returned; its value went to the weave.
+TASK_RESULT: Final = "task_result"
+#: The task raised (or its result could not be pickled); the error went to the weave.
+TASK_ERROR: Final = "task_error"
+#: The weave cancelled the run, before or while it ran.
+TASK_CANCELLED: Final = "task_cancelled"
+#: The payload was not run: another copy claimed it, or no weave waits for it any more.
+NOT_CLAIMED: Final = "not_claimed"
 _T = TypeVar("_T")
 
 
@@ -727,3 +754,85 @@ def run(
         "wove.integrations.worker.run() was called with an event loop running in this thread; "
         "use `await wove.integrations.worker.arun(payload)` there instead"
     )
+
+
+_OUTCOMES: Final[dict[type[Terminal], JobOutcome]] = {
+    TaskResult: TASK_RESULT,
+    TaskError: TASK_ERROR,
+    TaskCancelled: TASK_CANCELLED,
+}
+
+
+def _not_claimed(error: RunNotClaimedError) -> JobOutcome:
+    # A redelivered or retried message, a replayed payload, or a job cancelled while it was
+    # queued: another copy ran the task or nobody waits for it, which is not a failure.
+    _job_logger.info("Wove run not started here: %s", error)
+    return NOT_CLAIMED
+
+
+async def arun_job(payload: bytes | str, *, security: Security | None = None) -> JobOutcome:
+    """Run one backend payload as a task system's job; the async twin of :func:`run_job`.
+
+    Call it from an async job function (ARQ, Taskiq, a Temporal activity). The task's value,
+    error or cancellation travels to the weave through the callback server, so the job returns
+    only a word for the task system's own result store and logs.
+
+    Args:
+        payload: the signed ``run_task`` line the adapter submitted (see :func:`verify_payload`).
+        security: the shared secret; by default built from ``WOVE_SECRET``.
+
+    Returns:
+        The terminal event's type tag -- ``"task_result"``, ``"task_error"`` or
+        ``"task_cancelled"`` -- or ``"not_claimed"`` when the run was not started here
+        (another copy claimed it, or no weave waits for it any more); that case is logged at
+        INFO on the ``wove.worker`` logger, and nothing in the payload was unpickled.
+
+    Raises:
+        FrameRejectedError: a forged, tampered, expired or replayed payload; nothing was
+            unpickled or run. It propagates so the task system records a failed job.
+        Exception: the run could not be reported (for example the callback server is down).
+    """
+    try:
+        terminal = await arun(payload, security=security)
+    except RunNotClaimedError as error:
+        return _not_claimed(error)
+    return _OUTCOMES[type(terminal)]
+
+
+def run_job(payload: bytes | str, *, security: Security | None = None) -> JobOutcome:
+    """Run one backend payload as a task system's job, and say in one word how it ended.
+
+    This is the body of the function a task system runs for every Wove job (a Celery task, an
+    RQ job, a Dask or Ray task, a Batch container's command). It wraps :func:`run` the way
+    every backend needs: the task's value, error or cancellation travels to the weave through
+    the callback server, never through the task system, so the task system's result store gets
+    only a tiny word, the same in every backend. A duplicate delivery is not a failure: it is
+    logged and reported as ``"not_claimed"``.
+
+    Args:
+        payload: the signed ``run_task`` line the adapter submitted (see :func:`verify_payload`).
+        security: the shared secret; by default built from ``WOVE_SECRET``.
+
+    Returns:
+        ``"task_result"``, ``"task_error"`` or ``"task_cancelled"`` (the type tag of the
+        terminal event the weave received), or ``"not_claimed"`` when the run was not started
+        here -- another copy already claimed it, or no weave waits for it any more. That case
+        is logged at INFO on the ``wove.worker`` logger; nothing in the payload was unpickled.
+
+    Raises:
+        FrameRejectedError: a forged, tampered, expired or replayed payload; nothing was
+            unpickled or run. It propagates so the task system records a failed job.
+        WeaveUsageError: called with an event loop running in this thread; use
+            :func:`arun_job` there.
+        Exception: the run could not be reported (for example the callback server is down).
+
+    Example:
+        >>> @app.task(name="wove.run")  # doctest: +SKIP
+        ... def run_wove_payload(payload: str) -> str:
+        ...     return run_job(payload)
+    """
+    try:
+        terminal = run(payload, security=security)
+    except RunNotClaimedError as error:
+        return _not_claimed(error)
+    return _OUTCOMES[type(terminal)]

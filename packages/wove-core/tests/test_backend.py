@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from wove._frames import (
 from wove._registry import get_registry
 from wove._security import LineCodec, Security
 from wove._serializer import dumps
-from wove.backends import BackendJob, DuplicateJobError
+from wove.backends import BackendJob, DuplicateJobError, safe_job_name
 from wove.integrations import worker
 from wove.integrations.worker import run
 from wove.plugins import RegisterExecutor, hookimpl
@@ -334,3 +335,18 @@ def test_run_job_lets_a_forged_payload_fail_the_job(tmp_path: Path):
 
     asyncio.run(scenario())
     assert not marker.exists()
+
+
+def test_safe_job_name_keeps_valid_ids_and_keeps_others_distinct():
+    valid = re.compile(r"[a-z0-9-]{1,20}")
+    invalid = re.compile(r"[^a-z0-9-]+")
+
+    def name(job_id: str) -> str:
+        return safe_job_name(
+            job_id, valid=valid, invalid=invalid, replacement="-", base_length=8, digest_length=6
+        )
+
+    assert name("invoice-42") == "invoice-42"
+    assert name("order 7/eu").startswith("order-7-")
+    assert len(name("order 7/eu")) == 8 + 1 + 6
+    assert name("a b") != name("a/b")

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-import wove
-from wove._config import current_config, reset_config
-from wove._environments import reset_environments, resolve_environment
+from wove._config import reset_config
+from wove._environments import reset_environments
+from wove.testing import stop_environments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
@@ -54,26 +54,12 @@ def fresh_configuration() -> Iterator[None]:
     reset_environments()
 
 
-def stop_environments(*names: str) -> None:
-    """Stop started executors, so no test leaves a callback server or a job behind."""
-    from wove._delivery import dispatch_loop
-
-    for name in names:
-        try:
-            resolved = resolve_environment(current_config(), name)
-        except wove.WoveError:  # a configuration the test meant to be refused
-            continue
-        if resolved.dispatcher is not None:
-            resolved.started = False
-            dispatch_loop.run(resolved.dispatcher.stop()).result(GUARD)
-
-
 @pytest.fixture
 def environments() -> Iterator[list[str]]:
     """Names of environments a test configured; their executors are stopped afterwards."""
     names: list[str] = []
     yield names
-    stop_environments(*names)
+    stop_environments(*names, timeout=GUARD)
 
 
 @pytest.fixture(scope="session")

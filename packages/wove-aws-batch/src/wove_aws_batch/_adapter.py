@@ -11,7 +11,6 @@ every call into it blocks, so each one goes through
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import re
@@ -24,7 +23,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
+from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus, safe_job_name
 
 from .job import PAYLOAD_ENV
 
@@ -97,10 +96,9 @@ def batch_job_name(job_id: str) -> str:
         >>> batch_job_name("order 7/eu").startswith("order_7_eu-")
         True
     """
-    if _NAME.fullmatch(job_id):
-        return job_id
-    digest = hashlib.sha256(job_id.encode()).hexdigest()[:16]
-    name = f"{_NOT_NAME.sub('_', job_id)[:100]}-{digest}"
+    name = safe_job_name(
+        job_id, valid=_NAME, invalid=_NOT_NAME, replacement="_", base_length=100
+    )
     return name if name[0].isalnum() else f"j{name}"
 
 

@@ -38,7 +38,9 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, Literal, TypeVar
@@ -71,6 +73,7 @@ __all__ = [
     "DuplicateJobError",
     "JobState",
     "JobStatus",
+    "safe_job_name",
 ]
 
 logger = logging.getLogger("wove.backend")
@@ -622,6 +625,28 @@ class BackendExecutor(Executor):
         server, self.callback_server = self.callback_server, None
         if server is not None:
             await server.release()
+
+
+def safe_job_name(
+    job_id: str,
+    *,
+    valid: re.Pattern[str],
+    invalid: re.Pattern[str],
+    replacement: str,
+    base_length: int,
+    digest_length: int = 16,
+) -> str:
+    """``job_id`` as a name a backend accepts, distinct for distinct ids.
+
+    An id ``valid`` matches in full is used unchanged, so idempotency keys and run ids name
+    their jobs directly. Any other id has every ``invalid`` match replaced by ``replacement``,
+    is cut to ``base_length`` characters and gets ``-`` plus ``digest_length`` hex digits of
+    its SHA-256: two keys that differ only in replaced characters still name two jobs.
+    """
+    if valid.fullmatch(job_id):
+        return job_id
+    digest = hashlib.sha256(job_id.encode()).hexdigest()[:digest_length]
+    return f"{invalid.sub(replacement, job_id)[:base_length]}-{digest}"
 
 
 def _job_id(key: str | None, attempt: int, run_id: str) -> str:

@@ -17,6 +17,7 @@ from ._backend import (
     DuplicateJobError,
     JobState,
     JobStatus,
+    safe_job_name,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "DuplicateJobError",
     "JobState",
     "JobStatus",
+    "safe_job_name",
 ]

@@ -9,7 +9,6 @@ blocks, so each one goes through :meth:`~wove.backends.BackendAdapter.call_block
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -23,7 +22,14 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, DuplicateJobError, JobStatus
+from wove.backends import (
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    DuplicateJobError,
+    JobStatus,
+    safe_job_name,
+)
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -79,10 +85,9 @@ def rq_job_id(job_id: str) -> str:
         >>> rq_job_id("order 7/eu").startswith("order_7_eu-")
         True
     """
-    if _RQ_JOB_ID.fullmatch(job_id):
-        return job_id
-    digest = hashlib.sha256(job_id.encode()).hexdigest()[:16]
-    return f"{_NOT_RQ.sub('_', job_id)[:100]}-{digest}"
+    return safe_job_name(
+        job_id, valid=_RQ_JOB_ID, invalid=_NOT_RQ, replacement="_", base_length=100
+    )
 
 
 class RQAdapter(BackendAdapter):

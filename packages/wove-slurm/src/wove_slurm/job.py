@@ -27,7 +27,6 @@ script from a file only the user can read.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
@@ -36,12 +35,15 @@ import sys
 from pathlib import Path
 from typing import Final
 
+from wove.backends import safe_job_name
+
 __all__ = ["PAYLOAD_SUFFIX", "job_script", "slurm_job_name", "write_payload"]
 
 #: The suffix of every payload file the adapter writes (and removes).
 PAYLOAD_SUFFIX: Final = ".wove-payload"
 #: Characters a job name keeps; every other one becomes ``_`` (names show up in shells).
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
+_SAFE: Final = re.compile(r"[A-Za-z0-9._-]*")
 #: Slurm accepts longer names, but ``squeue`` columns and log file names do not.
 _MAX_NAME: Final = 200
 
@@ -52,9 +54,14 @@ def slurm_job_name(prefix: str, job_id: str) -> str:
     An id that needed changing (an idempotency key with spaces or slashes) gets a short hash
     of the original appended, so two keys that differ only in such characters stay distinct.
     """
-    safe = _UNSAFE.sub("_", job_id)
-    if safe != job_id:
-        safe += "-" + hashlib.sha256(job_id.encode()).hexdigest()[:8]
+    safe = safe_job_name(
+        job_id,
+        valid=_SAFE,
+        invalid=_UNSAFE,
+        replacement="_",
+        base_length=_MAX_NAME,
+        digest_length=8,
+    )
     return _UNSAFE.sub("_", prefix)[:64] + safe[: _MAX_NAME - 64]
 
 

@@ -80,11 +80,14 @@ SIGNATURE_HEADER: Final = "X-Wove-Signature"
 EventHandler = Callable[[Frame], None]
 
 
-def _require_aiohttp() -> None:
+def require_aiohttp() -> Any:
+    """The ``aiohttp`` module, or :class:`MissingCallbackFeatureError` naming the extra."""
     try:
-        import aiohttp.web  # noqa: F401
+        import aiohttp
+        import aiohttp.web
     except ImportError as error:
         raise MissingCallbackFeatureError() from error
+    return aiohttp
 
 
 def payload_request_body(run_id: str) -> bytes:
@@ -433,7 +436,7 @@ async def acquire_callback_server(
         >>> server.unregister_run(run_id)
         >>> await server.release()
     """
-    _require_aiohttp()  # fail here, on the caller's side, when the extra is missing
+    require_aiohttp()  # fail here, on the caller's side, when the extra is missing
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise InvalidOptionError(f"callback_port must be an int from 0 to 65535, got {port!r}")
     if not isinstance(security, Security):

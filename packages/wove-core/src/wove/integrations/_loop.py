@@ -1,12 +1,13 @@
-"""One event loop per worker process, in a daemon thread, for :func:`wove.integrations.worker.run`.
+"""What a worker process keeps for all its runs: one event loop in a daemon thread (for
+:func:`wove.integrations.worker.run`) and one thread pool for sync tasks.
 
 A backend worker calls ``run(payload)`` once per task from plain sync code (a Celery task, an
 RQ job). Running each call under its own ``asyncio.run`` would build a new loop, and a new HTTP
 connection to the callback server, for every task; on this loop they are made once per process
 and reused, so a task costs its own work plus two small posts on a warm connection.
 
-A forked child (RQ's work horse, a prefork pool) does not inherit the thread, so the loop is
-keyed by process id and made again, lazily, in each process that needs it.
+A forked child (RQ's work horse, a prefork pool) does not inherit threads, so both are keyed by
+process id and made again, lazily, in each process that needs them.
 """
 
 from __future__ import annotations
@@ -19,21 +20,32 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["at_loop_exit", "run_on_worker_loop", "worker_loop"]
+__all__ = ["at_loop_exit", "is_worker_loop", "run_on_worker_loop", "worker_loop", "worker_threads"]
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
 _pid = 0
+_loop: asyncio.AbstractEventLoop | None = None
+_threads: concurrent.futures.ThreadPoolExecutor | None = None
 _closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+
+
+def _for_this_process() -> None:
+    """Forget what a forked child inherited: its loop thread and pool threads did not come
+    along. The caller holds ``_lock``."""
+    global _pid, _loop, _threads
+    if _pid != os.getpid():
+        _pid, _loop, _threads = os.getpid(), None, None
+        _closers.clear()
 
 
 def worker_loop() -> asyncio.AbstractEventLoop:
     """This process's worker loop, started on first use."""
-    global _loop, _pid
+    global _loop
     with _lock:
-        if _loop is None or _pid != os.getpid():
+        _for_this_process()
+        if _loop is None:
             ready = threading.Event()
             loop = asyncio.new_event_loop()
 
@@ -44,9 +56,24 @@ def worker_loop() -> asyncio.AbstractEventLoop:
 
             threading.Thread(target=serve, name="wove-worker-loop", daemon=True).start()
             ready.wait()
-            _loop, _pid = loop, os.getpid()
-            _closers.clear()  # a forked child's copies belong to its parent's loop
+            _loop = loop
         return _loop
+
+
+def is_worker_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is this process's worker loop (whose lifetime this module owns)."""
+    return loop is _loop and _pid == os.getpid()
+
+
+def worker_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """One pool per process for the sync tasks of ``arun``; a pool per payload would start and
+    join a thread for every task."""
+    global _threads
+    with _lock:
+        _for_this_process()
+        if _threads is None:
+            _threads = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="wove-worker")
+        return _threads
 
 
 def run_on_worker_loop(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -32,8 +32,8 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from .._callback_server import SIGNATURE_HEADER, payload_request_body
-from .._errors import FrameRejectedError, MissingCallbackFeatureError, RunNotClaimedError
+from .._callback_server import SIGNATURE_HEADER, payload_request_body, require_aiohttp
+from .._errors import FrameRejectedError, RunNotClaimedError
 from .._frames import Frame, PayloadRef, RunTask, TaskStarted
 from .._security import LineCodec, Security
 
@@ -58,14 +58,6 @@ _REQUEST_TIMEOUT: Final = 30.0
 
 class _Transient(Exception):
     """A post failed in a way that another try may fix."""
-
-
-def _require_aiohttp() -> Any:
-    try:
-        import aiohttp
-    except ImportError as error:
-        raise MissingCallbackFeatureError() from error
-    return aiohttp
 
 
 def _ssl_for(url: str) -> ssl.SSLContext | None:
@@ -117,7 +109,7 @@ async def fetch_payload(reference: PayloadRef, security: Security) -> bytes:
 
     The returned line is still to be verified; this only proves we asked with the secret.
     """
-    aiohttp = _require_aiohttp()
+    aiohttp = require_aiohttp()
     url = reference.url
     expected_tail = f"/runs/{reference.run_id}/payload"
     if not url.endswith(expected_tail):
@@ -169,8 +161,7 @@ def _shared_session(aiohttp: Any) -> aiohttp.ClientSession | None:
     whose lifetime this module does not know (their runs get a session of their own)."""
     from . import _loop
 
-    loop = asyncio.get_running_loop()
-    if loop is not _loop._loop or _loop._pid != os.getpid():
+    if not _loop.is_worker_loop(asyncio.get_running_loop()):
         return None
     session = _sessions.get(os.getpid())
     if session is None or session.closed:
@@ -198,7 +189,7 @@ class CallbackReporter:
         callback = frame.delivery.callback
         if not callback:
             raise ValueError(f"run {frame.run_id!r} names no callback server")
-        self._aiohttp = _require_aiohttp()
+        self._aiohttp = require_aiohttp()
         self.run_id = frame.run_id
         self.url = f"{callback.rstrip('/')}/runs/{frame.run_id}/events"
         self._codec = LineCodec(security)

@@ -606,20 +606,6 @@ async def _resolve(payload: bytes | str, security: Security | None) -> RunTask:
     return fetched
 
 
-_threads_lock = threading.Lock()
-_threads: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _shared_threads() -> ThreadPoolExecutor:
-    """One pool per process for the sync tasks of :func:`arun`; a pool per payload would start
-    and join a thread for every task. A forked child makes its own."""
-    global _threads
-    with _threads_lock:
-        if _threads is None or _threads[0] != os.getpid():
-            _threads = (os.getpid(), ThreadPoolExecutor(32, thread_name_prefix="wove-worker"))
-        return _threads[1]
-
-
 @functools.lru_cache(maxsize=4)
 def _cached_security(secret: str, key_id: str) -> Security:
     # One instance per secret, so its replay cache spans every payload this process runs.
@@ -660,6 +646,8 @@ async def arun(
             waits for it; nothing was unpickled or run.
         Exception: the first exception ``on_event`` raised, once the run has ended.
     """
+    from ._loop import worker_threads
+
     if security is None:
         security = _security_from_env()
     frame = await _resolve(payload, security)
@@ -680,7 +668,7 @@ async def arun(
 
     if frame.delivery.callback is None:
         async with WorkerRuntime(
-            observe, worker_name=worker_name, threads=_shared_threads()
+            observe, worker_name=worker_name, threads=worker_threads()
         ) as runtime:
             await runtime.handle(frame)
             await runtime.drain()
@@ -714,7 +702,7 @@ async def arun(
                 await emit(TaskCancelled(run_id=frame.run_id))
             else:
                 async with WorkerRuntime(
-                    emit, worker_name=worker_name, threads=_shared_threads()
+                    emit, worker_name=worker_name, threads=worker_threads()
                 ) as runtime:
                     runtimes.append(runtime)
                     await runtime.handle(frame)

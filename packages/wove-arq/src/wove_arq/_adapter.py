@@ -16,7 +16,6 @@ asyncio-native, so every call here is awaited directly on the dispatch loop -- n
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
     from arq.jobs import JobResult
 
 __all__ = ["ARQ_CONFIG_KEYS", "ENQUEUE_OPTIONS", "ArqAdapter", "ArqExecutor"]
-
-logger = logging.getLogger(__name__)
 
 #: ``executor_config`` keys of an ``arq`` environment, besides the shared backend keys.
 ARQ_CONFIG_KEYS: Final = frozenset(

@@ -96,9 +96,7 @@ def batch_job_name(job_id: str) -> str:
         >>> batch_job_name("order 7/eu").startswith("order_7_eu-")
         True
     """
-    name = safe_job_name(
-        job_id, valid=_NAME, invalid=_NOT_NAME, replacement="_", base_length=100
-    )
+    name = safe_job_name(job_id, valid=_NAME, invalid=_NOT_NAME, replacement="_", base_length=100)
     return name if name[0].isalnum() else f"j{name}"
 
 
@@ -156,7 +154,8 @@ class AWSBatchAdapter(BackendAdapter):
                 f"{LARGEST_INLINE} (the default {DEFAULT_MAX_INLINE} sends larger payloads as "
                 "a signed reference the job fetches from the callback server)"
             )
-        self._client, self._owns_client = _client(config, where)
+        # Building a client reads config files and may resolve credentials over the network.
+        self._client, self._owns_client = await self.call_blocking(_client, config, where)
         self._where = f"AWS Batch at {self._client.meta.endpoint_url}"
         try:
             await self.call_blocking(self._check)

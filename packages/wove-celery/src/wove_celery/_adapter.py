@@ -91,7 +91,8 @@ def _close_client_apps() -> None:
 def close_app(app: Celery) -> None:
     """Close an app's pooled broker connections and its result backend's Redis connections."""
     app.close()
-    client = getattr(app.__dict__.get("_backend"), "client", None)
+    # ``_backend`` is the app's cached backend (a property): it never creates a new one.
+    client = getattr(getattr(app, "_backend", None), "client", None)
     pool = getattr(client, "connection_pool", None)
     if pool is not None:
         pool.disconnect()

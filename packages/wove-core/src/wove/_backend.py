@@ -74,6 +74,7 @@ __all__ = [
     "JobState",
     "JobStatus",
     "safe_job_name",
+    "worker_environment",
 ]
 
 logger = logging.getLogger("wove.backend")
@@ -179,12 +180,17 @@ class BackendAdapter(abc.ABC):
     name: ClassVar[str] = "backend"
     #: ``executor_config`` keys the adapter reads, beyond :data:`BACKEND_CONFIG_KEYS`.
     config_keys: ClassVar[frozenset[str]] = frozenset()
-    #: Payload lines larger than this are fetched from the callback server by the worker. An
-    #: adapter may set a lower value on the instance in :meth:`start` (0: fetch every payload);
-    #: the environment's ``max_inline_payload_bytes`` can only lower it further.
+    #: Payload lines larger than this are fetched from the callback server by the worker: the
+    #: adapter's default, replaced by the environment's ``max_inline_payload_bytes`` before
+    #: :meth:`start`, where the adapter may check it or set another value (0: fetch every
+    #: payload).
     max_inline_payload_bytes: int = 1024 * 1024
 
     def __init__(self) -> None:
+        #: The environment's checked ``security`` setting, set by the executor before
+        #: :meth:`start`; adapters that start workers themselves hand it on with
+        #: :func:`worker_environment` instead of reading the setting again.
+        self.security: Security | None = None
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_count = 8
 
@@ -284,7 +290,6 @@ class BackendExecutor(Executor):
         self._watcher: asyncio.Task[None] | None = None
         self._status_interval = DEFAULT_STATUS_INTERVAL
         self._worker_heartbeat = DEFAULT_WORKER_HEARTBEAT
-        self._max_inline = self.adapter.max_inline_payload_bytes
         self._adapter_started = False
 
     def __repr__(self) -> str:
@@ -320,7 +325,9 @@ class BackendExecutor(Executor):
         self._worker_heartbeat = _seconds(
             config, "worker_heartbeat_seconds", DEFAULT_WORKER_HEARTBEAT, where, zero=False
         )
-        configured_inline = _count(
+        # The setting replaces the adapter's default before start(), where the adapter may
+        # check it against what its backend can carry, or lower it (0: fetch every payload).
+        self.adapter.max_inline_payload_bytes = _count(
             config, "max_inline_payload_bytes", self.adapter.max_inline_payload_bytes, where
         )
         concurrency = _count(config, "submit_concurrency", 8, where)
@@ -363,14 +370,13 @@ class BackendExecutor(Executor):
             callback_token=token,
             ssl_context=context,
         )
+        self.adapter.security = security
         try:
             await self.adapter.start(environment_name, config)
         except BaseException:
             await self._release_server()
             raise
         self._adapter_started = True
-        # An adapter may lower its limit in start() (to 0: every payload is fetched).
-        self._max_inline = min(configured_inline, self.adapter.max_inline_payload_bytes)
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def send(self, frame: Any) -> None:
@@ -458,7 +464,7 @@ class BackendExecutor(Executor):
         )
         line = self._codec.encode(sent)
         stored: bytes | None = None
-        if len(line) > self._max_inline:
+        if len(line) > self.adapter.max_inline_payload_bytes:
             stored = line
             reference = PayloadRef(run_id=frame.run_id, url=server.payload_url(frame.run_id))
             line = self._codec.encode(reference)
@@ -647,6 +653,32 @@ def safe_job_name(
         return job_id
     digest = hashlib.sha256(job_id.encode()).hexdigest()[:digest_length]
     return f"{invalid.sub(replacement, job_id)[:base_length]}-{digest}"
+
+
+def worker_environment(
+    security: Security, *, callback_token: str | None = None, where: str = "the environment"
+) -> dict[str, str]:
+    """The variables a backend worker reads (``WOVE_SECRET``, and ``WOVE_SECRET_KEY_ID`` and
+    ``WOVE_CALLBACK_TOKEN`` when they apply), for adapters that start the worker themselves:
+    a Slurm job, a Kubernetes Pod.
+
+    Raises:
+        InvalidOptionError: the secret is bytes that are not text, which no environment
+            variable can carry.
+    """
+    try:
+        secret = bytes.fromhex(security.secret_hex).decode()
+    except UnicodeDecodeError:
+        raise InvalidOptionError(
+            f"{where}: the security secret is not text, so it cannot be handed to workers as "
+            "WOVE_SECRET; use a text secret"
+        ) from None
+    variables = {"WOVE_SECRET": secret}
+    if security.key_id != "default":
+        variables["WOVE_SECRET_KEY_ID"] = security.key_id
+    if callback_token:
+        variables["WOVE_CALLBACK_TOKEN"] = callback_token
+    return variables
 
 
 def _job_id(key: str | None, attempt: int, run_id: str) -> str:

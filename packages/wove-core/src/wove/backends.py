@@ -18,6 +18,7 @@ from ._backend import (
     JobState,
     JobStatus,
     safe_job_name,
+    worker_environment,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "JobState",
     "JobStatus",
     "safe_job_name",
+    "worker_environment",
 ]

@@ -68,6 +68,8 @@ DEFAULT_IDEMPOTENCY_WINDOW: Final = 600.0
 _NOT_STARTED: Final = frozenset({None, "released", "waiting", "queued", "no-worker"})
 #: Seconds to fetch a finished task's short return value when telling why it ended.
 _RESULT_TIMEOUT: Final = 10.0
+#: How often, at most, every held future is looked at to release expired ones.
+_SWEEP_SECONDS: Final = 1.0
 
 
 class DaskAdapter(BackendAdapter):
@@ -89,6 +91,7 @@ class DaskAdapter(BackendAdapter):
         # Futures of keyed tasks, held so their keys stay known to the scheduler; the value is
         # when the hold ends (None while the task has not been seen finished).
         self._held: dict[str, tuple[Future[Any], float | None]] = {}
+        self._next_sweep = float("-inf")
         # One scheduler query answers every status call of a polling round.
         self._wanted: set[Any] = set()
         self._query: asyncio.Task[dict[Any, str | None]] | None = None
@@ -137,7 +140,9 @@ class DaskAdapter(BackendAdapter):
         """
         client = await self._live_client()
         key = job.job_id
-        self._release_expired()
+        now = time.monotonic()
+        self._expire(key, now)
+        self._release_expired(now)
         if key in self._held or key in client.futures:
             raise DuplicateJobError(
                 f"this Dask client already holds task {key!r} (running, or finished less than "
@@ -211,7 +216,6 @@ class DaskAdapter(BackendAdapter):
         client, self._client = self._client, None
         if client is not None and not self._owns_client and held:
             await self._cancel(client, [future for future, _ in held.values()])
-        held.clear()
         if client is not None and self._owns_client:
             closing: Any = client.close  # untyped in distributed
             await closing()
@@ -301,16 +305,27 @@ class DaskAdapter(BackendAdapter):
         self._query = None
         return await self._task_states(client, keys)
 
-    def _release_expired(self) -> None:
-        """Drop held futures whose window has passed (Dask then forgets their keys), and start
-        the window of those seen finished since the last look."""
-        now = time.monotonic()
-        for key, (future, until) in list(self._held.items()):
-            if until is None:
-                if future.status != "pending":
-                    self._held[key] = (future, now + self._window)
-            elif now >= until:
-                del self._held[key]
+    def _release_expired(self, now: float) -> None:
+        """Look at every held future at most once a second: a mapped task submits thousands
+        of keys, and sweeping them all on every submit would cost the square of their number."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_SECONDS
+        for key in list(self._held):
+            self._expire(key, now)
+
+    def _expire(self, key: str, now: float) -> None:
+        """Drop ``key``'s held future when its window has passed (Dask then forgets the key),
+        or start its window when it is seen finished for the first time."""
+        entry = self._held.get(key)
+        if entry is None:
+            return
+        future, until = entry
+        if until is None:
+            if future.status != "pending":
+                self._held[key] = (future, now + self._window)
+        elif now >= until:
+            del self._held[key]
 
 
 class DaskExecutor(BackendExecutor):

@@ -29,7 +29,15 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, DuplicateJobError, JobStatus
+from wove.backends import (
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    DuplicateJobError,
+    JobStatus,
+    worker_environment,
+)
+from wove.plugins import Security
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -174,7 +182,9 @@ class KubernetesJobsAdapter(BackendAdapter):
                 f"Secret (at most 1 MiB, stored base64-encoded); use at most "
                 f"{SECRET_PAYLOAD_LIMIT}: larger payloads are fetched from the callback server"
             )
-        self._secret_data = _worker_secrets(config, self._settings.worker_secret, where)
+        self._secret_data = _worker_secrets(
+            self.security, config, self._settings.worker_secret, where
+        )
         if self._api is None:  # kept across weaves: one ApiClient (and its pool) per adapter
             made, self._owns_api = await self.call_blocking(_api_client, config, where)
             self._api = made
@@ -564,31 +574,21 @@ def _payload_mode(config: Mapping[str, Any], where: str) -> str:
 
 
 def _worker_secrets(
-    config: Mapping[str, Any], worker_secret: str | None, where: str
+    security: Security | None, config: Mapping[str, Any], worker_secret: str | None, where: str
 ) -> dict[str, str]:
     """What each run's Secret carries besides the payload: the shared secret, its key id and
     the callback token, unless ``worker_secret`` names a Secret that holds them."""
-    if worker_secret is not None:
+    if worker_secret is not None or security is None:
         return {}
-    from wove._security import security_from_config
-
-    security = security_from_config(config.get("security"), where=where, loopback=True)
-    if security is None:  # the executor already refused a missing security setting
-        return {}
-    try:
-        secret = bytes.fromhex(security.secret_hex).decode()
-    except UnicodeDecodeError:
-        raise InvalidOptionError(
-            f"{where}: the security secret is not text, so it cannot be handed to workers as "
-            "WOVE_SECRET; use a text secret or create a Secret yourself and set worker_secret"
-        ) from None
-    data = {"WOVE_SECRET": secret}
-    if security.key_id != "default":
-        data["WOVE_SECRET_KEY_ID"] = security.key_id
     token = config.get("callback_token")
-    if isinstance(token, str) and token:
-        data["WOVE_CALLBACK_TOKEN"] = token
-    return data
+    try:
+        return worker_environment(
+            security, callback_token=token if isinstance(token, str) else None, where=where
+        )
+    except InvalidOptionError as error:
+        raise InvalidOptionError(
+            f"{error}, or create a Secret yourself and set worker_secret"
+        ) from None
 
 
 def _api_client(config: Mapping[str, Any], where: str) -> tuple[client.ApiClient, bool]:

@@ -111,7 +111,6 @@ class _Driver:
         self.identity: tuple[str, str, str] | None = None  # of the connection, see _identity
         self.generation = 0
         self.verified_at = 0.0
-        self.users = 0
 
     # Every method runs on an adapter thread (call_blocking) and holds the lock.
     def attach(self, address: str | None, namespace: str | None, where: str) -> None:
@@ -129,12 +128,6 @@ class _Driver:
                         "ray.init(...) in your application before the weave"
                     )
                 self._connect(address, namespace, where)
-            self.users += 1
-
-    def detach(self) -> None:
-        """One environment less; the connection stays for the next (Ray closes it at exit)."""
-        with self.lock:
-            self.users = max(0, self.users - 1)
 
     def current(self, where: str) -> int:
         """The generation to submit under, after checking the cluster is still the same one."""
@@ -286,13 +279,11 @@ class RayAdapter(BackendAdapter):
     config_keys = RAY_CONFIG_KEYS
     #: Ray passes the payload through its object store; 1 MiB inline is fine, larger payloads
     #: are fetched from the callback server like on every backend.
-    max_inline_payload_bytes = 1024 * 1024
 
     def __init__(self) -> None:
         super().__init__()
         self._options: dict[str, Any] = dict(DEFAULT_REMOTE_OPTIONS)
         self._force = True
-        self._attached = False
         self._where = "executor 'ray'"
 
     # -- the BackendAdapter contract -----------------------------------------------------------
@@ -326,7 +317,6 @@ class RayAdapter(BackendAdapter):
         self._force = force
         self._options = _remote_options(config.get("remote_options", {}), where)
         await self.call_blocking(_DRIVER.attach, address, namespace, where)
-        self._attached = True
 
     async def submit(self, job: BackendJob) -> RayHandle:
         return await self.call_blocking(self._submit, job.job_id, job.payload)
@@ -340,9 +330,8 @@ class RayAdapter(BackendAdapter):
         return await self.call_blocking(self._status, handle)
 
     async def close(self) -> None:
-        if self._attached:
-            self._attached = False
-            _DRIVER.detach()  # never blocks on Ray: the connection stays for the process
+        # The Ray connection stays for the process (Ray closes it at exit): reconnecting
+        # would start new Ray workers for the next environment.
         await super().close()
 
     # -- blocking calls, run on the adapter's threads ------------------------------------------

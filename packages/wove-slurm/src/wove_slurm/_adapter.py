@@ -43,7 +43,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, DuplicateJobError, JobStatus
+from wove.backends import (
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    DuplicateJobError,
+    JobStatus,
+    worker_environment,
+)
+from wove.plugins import Security
 
 from .job import job_script, slurm_job_name, write_payload
 
@@ -340,7 +348,7 @@ class SlurmAdapter(BackendAdapter):
         self._env = env
         self._payload_dir = _payload_dir(config.get("payload_dir"), where)
         self._secret_file = _secret_file(config.get("secret_file"), where)
-        self._submit_env = _submit_env(env, config, self._secret_file, where)
+        self._submit_env = _submit_env(env, self.security, config, self._secret_file, where)
         interval = config.get("status_interval", 2.0)
         self._snapshot_ttl = float(interval) / 2 if interval else 1.0
         if mode == "rest":
@@ -730,39 +738,26 @@ def _secret_file(value: Any, where: str) -> Path | None:
 
 
 def _submit_env(
-    env: Mapping[str, str], config: Mapping[str, Any], secret_file: Path | None, where: str
+    env: Mapping[str, str],
+    security: Security | None,
+    config: Mapping[str, Any],
+    secret_file: Path | None,
+    where: str,
 ) -> dict[str, str]:
     """The environment ``sbatch`` runs in, which Slurm exports to the job by default.
 
-    Without ``secret_file`` the job finds the secret as ``WOVE_SECRET`` there, taken from the
-    variable the environment's ``security`` names; with it the secret is left out, so it never
-    passes through ``slurmctld``.
+    Without ``secret_file`` the job finds the secret as ``WOVE_SECRET`` there; with it the
+    secret is left out, so it never passes through ``slurmctld``.
     """
     submit = dict(env)
-    security = config.get("security")
-    variable, key_id = "WOVE_SECRET", None
-    if isinstance(security, str) and security.startswith("env:"):
-        variable = security[4:]
-    elif isinstance(security, Mapping):
-        variable = str(security.get("secret_env", variable))
-        key_id = security.get("key")
-    if key_id is not None:
-        submit["WOVE_SECRET_KEY_ID"] = str(key_id)
+    if security is None:  # the executor refuses a backend environment without security
+        return submit
     token = config.get("callback_token")
-    if isinstance(token, str) and token:
-        submit.setdefault("WOVE_CALLBACK_TOKEN", token)
+    submit.update(
+        worker_environment(
+            security, callback_token=token if isinstance(token, str) else None, where=where
+        )
+    )
     if secret_file is not None:
         submit.pop("WOVE_SECRET", None)
-        return submit
-    secret = env.get(variable)
-    if isinstance(security, Mapping) and isinstance(security.get("secret"), str):
-        secret = security["secret"]
-    if not secret:
-        raise InvalidOptionError(
-            f"{where}: the Slurm jobs need the shared secret as WOVE_SECRET: set the "
-            "environment variable WOVE_SECRET (or the one security='env:NAME' names) in the "
-            "submitting process -- Slurm exports it to the job -- or set secret_file to a "
-            "0600 file holding it on storage the compute nodes share"
-        )
-    submit["WOVE_SECRET"] = secret
     return submit

@@ -27,12 +27,18 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from taskiq import AsyncBroker
+from taskiq.exceptions import SendTaskError
+from taskiq.kicker import AsyncKicker
+from taskiq.result_backends.dummy import DummyResultBackend
+
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
-from wove.integrations.worker import NOT_CLAIMED
 
 if TYPE_CHECKING:
-    from taskiq import AsyncBroker
+    from redis.asyncio import Redis
+    from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
+from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
+from wove.integrations.worker import NOT_CLAIMED
 
 __all__ = [
     "DEFAULT_TASK_NAME",
@@ -102,9 +108,6 @@ class TaskiqAdapter(BackendAdapter):
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
         where = f"executor_config of environment {environment_name!r} (executor 'taskiq')"
-        from taskiq import AsyncBroker
-        from taskiq.result_backends.dummy import DummyResultBackend
-
         broker = config.get("broker")
         url = config.get("broker_url")
         if broker is not None and url is not None:
@@ -150,8 +153,6 @@ class TaskiqAdapter(BackendAdapter):
         self._broker = broker
 
     async def submit(self, job: BackendJob) -> Any:
-        from taskiq.exceptions import SendTaskError
-        from taskiq.kicker import AsyncKicker
 
         broker = self.broker
         for attempt in range(1, _SEND_ATTEMPTS + 1):
@@ -231,6 +232,16 @@ class TaskiqAdapter(BackendAdapter):
             await super().close()
 
 
+def _redis_support() -> tuple[
+    type[Redis], type[ListQueueBroker], type[RedisAsyncResultBackend[Any]]
+]:
+    """taskiq-redis's broker and result backend, and redis-py's asyncio client."""
+    from redis.asyncio import Redis
+    from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
+
+    return Redis, ListQueueBroker, RedisAsyncResultBackend
+
+
 async def _redis_broker(url: object, where: str) -> AsyncBroker:
     """A ``ListQueueBroker`` with a Redis result backend on ``url``, checked to answer."""
     if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
@@ -239,19 +250,17 @@ async def _redis_broker(url: object, where: str) -> AsyncBroker:
             f"got {url!r}; for another broker pass broker=<a taskiq AsyncBroker>"
         )
     try:
-        from redis.asyncio import Redis
-        from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
+        # A first import costs a quarter of a second: not on the dispatch loop.
+        redis_client, queue_broker, result_backend = await asyncio.to_thread(_redis_support)
     except ImportError as error:
         raise InvalidOptionError(
             f"{where}: broker_url needs taskiq-redis, which is not installed "
             f"({error}); run `pip install 'wove-taskiq[redis]'`"
         ) from error
-    backend: RedisAsyncResultBackend[Any] = RedisAsyncResultBackend(
-        url, result_ex_time=RESULT_TTL_SECONDS
-    )
-    broker = ListQueueBroker(url).with_result_backend(backend)
+    backend = result_backend(url, result_ex_time=RESULT_TTL_SECONDS)
+    broker = queue_broker(url).with_result_backend(backend)
     try:
-        async with Redis(connection_pool=broker.connection_pool) as client:
+        async with redis_client(connection_pool=broker.connection_pool) as client:
             await client.ping()
     except Exception as error:
         await broker.connection_pool.disconnect()

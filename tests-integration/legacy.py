@@ -1,0 +1,76 @@
+"""The real wove 2.x release, fetched from the package index at test time, and virtualenv helpers.
+
+Upgrade tests start from what a 2.x user really has installed, so they use the published wheel,
+never a copy kept in this repository. Tests import these helpers; the fixtures that call them
+live in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+__all__ = [
+    "LEGACY_VERSION",
+    "clean_environ",
+    "download_legacy_wheel",
+    "make_venv",
+    "run",
+]
+
+#: The last 2.x release: the one 2.x users upgrade from.
+LEGACY_VERSION = "2.0.3"
+
+
+def clean_environ() -> dict[str, str]:
+    """The current environment without what would make a child see the workspace's packages."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    }
+
+
+def run(*args: str | Path, cwd: Path | None = None, check: bool = True) -> str:
+    """Run a command and return its stdout; with ``check``, a failure shows both streams."""
+    completed = subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=clean_environ(),
+        check=False,
+    )
+    if check:
+        assert completed.returncode == 0, (
+            f"{' '.join(map(str, args))} failed ({completed.returncode}):\n"
+            f"{completed.stdout}\n{completed.stderr}"
+        )
+    return completed.stdout + (completed.stderr if not check else "")
+
+
+def make_venv(path: Path) -> Path:
+    """Create a virtualenv with pip at ``path`` and return its ``python``."""
+    venv.EnvBuilder(with_pip=True).create(path)
+    return path / "bin" / "python"
+
+
+def download_legacy_wheel(destination: Path) -> Path:
+    """Download the published ``wove==2.0.3`` wheel (no dependencies) into ``destination``."""
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--dest",
+        destination,
+        f"wove=={LEGACY_VERSION}",
+    )
+    (wheel,) = destination.glob(f"wove-{LEGACY_VERSION}-*.whl")
+    return wheel

@@ -10,7 +10,7 @@ import pytest
 # Tests here import their helper modules by name (pytest runs with --import-mode=importlib).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from legacy import download_legacy_wheel  # noqa: E402
+from legacy import download_legacy_wheel
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,7 @@ def write_config(directory: Path, source: str) -> Path:
 
 class PigeonExecutor(Executor):
     kind = "network"
-    config_keys = frozenset({"loft"})
+    config_keys = frozenset({"loft", "security"})
 
     async def start(self, environment_name, environment_config, run_config):
         pass
@@ -198,8 +198,8 @@ def test_plugins_list_prints_an_aligned_table(capsys):
     assert header.split() == ["NAME", "DISTRIBUTION", "VERSION", "KIND", "DEPS", "STATUS"]
     assert local.split() == [
         "local",
-        "wove-local",
-        importlib.metadata.version("wove-local"),
+        "wove-core",
+        importlib.metadata.version("wove-core"),
         "local",
         "ok",
         "ok",
@@ -210,7 +210,7 @@ def test_plugins_list_prints_an_aligned_table(capsys):
 def test_plugins_without_subcommand_lists(capsys):
     assert main(["plugins"]) == 0
 
-    assert "wove-local" in capsys.readouterr().out
+    assert "wove-core" in capsys.readouterr().out
 
 
 def test_plugins_list_json_rows(capsys):
@@ -221,13 +221,13 @@ def test_plugins_list_json_rows(capsys):
     assert set(local) == ROW_KEYS
     assert local == {
         "name": "local",
-        "distribution": "wove-local",
-        "version": importlib.metadata.version("wove-local"),
+        "distribution": "wove-core",
+        "version": importlib.metadata.version("wove-core"),
         "kind": "local",
         "requires": [],
         "missing": [],
         "ok": True,
-        "install": "pip install wove-local",
+        "install": "pip install wove-core",
         "error": None,
     }
 
@@ -246,7 +246,7 @@ def test_plugins_list_shows_broken_plugins_and_how_to_fix_them(capsys):
     pigeon = next(line for line in out.splitlines() if line.startswith("pigeon "))
     assert "acme-pigeon" in pigeon
     assert "broken: executor 'pigeon' has kind 'teleport'" in pigeon
-    assert "pigeon: pip install wove-pigeon" in out
+    assert "pigeon: pip install acme-pigeon" in out
 
 
 def test_plugins_list_json_reports_missing_modules_without_importing_the_backend(
@@ -273,7 +273,7 @@ def test_plugins_list_json_reports_missing_modules_without_importing_the_backend
     assert row["requires"] == ["json_backend_sentinel_xyz"]
     assert row["missing"] == ["json_backend_sentinel_xyz"]
     assert row["ok"] is False
-    assert row["install"] == "pip install wove-sentinel"
+    assert row["install"] == "pip install acme-sentinel"
     assert row["error"] is None
 
 
@@ -327,7 +327,7 @@ def test_doctor_passes_on_the_built_in_configuration(workdir, capsys):
 
     out = capsys.readouterr().out
     assert "configuration: built-in defaults" in out
-    assert "environment 'default': ok (executor 'local' from wove-local" in out
+    assert "environment 'default': ok (executor 'local' from wove-core" in out
     assert "no problems found" in out
 
 
@@ -426,6 +426,39 @@ def test_doctor_checks_keys_of_a_plugin_executor_with_a_hint(workdir, capsys):
     assert "Did you mean 'loft'?" in out
 
 
+@pytest.mark.parametrize(
+    "security",
+    ["env:WOVE_DOCTOR_UNSET_SECRET", {"secret_env": "WOVE_DOCTOR_UNSET_SECRET"}],
+)
+def test_doctor_reports_a_secret_variable_that_is_not_set(workdir, capsys, monkeypatch, security):
+    monkeypatch.delenv("WOVE_DOCTOR_UNSET_SECRET", raising=False)
+
+    class Plugin:
+        @hookimpl
+        def register_executors(self, register):
+            register(name="pigeon", kind="network", load=lambda: PigeonExecutor)
+
+    get_registry().register_plugin(Plugin(), distribution="acme-pigeon", version="1.0")
+    write_config(
+        workdir,
+        f"""
+        WOVE_CONFIG = {{
+            "environments": {{
+                "birds": {{"executor": "pigeon", "executor_config": {{"security": {security!r}}}}},
+            }},
+        }}
+        """,
+    )
+
+    assert main(["doctor"]) == 1
+
+    out = capsys.readouterr().out
+    assert "environment 'birds': 1 problem" in out
+    assert "'WOVE_DOCTOR_UNSET_SECRET', which is not set here" in out
+    monkeypatch.setenv("WOVE_DOCTOR_UNSET_SECRET", "s3cret")
+    assert main(["doctor"]) == 0
+
+
 def test_doctor_reports_missing_required_modules(sentinel_site, monkeypatch, workdir, capsys):
     monkeypatch.syspath_prepend(str(sentinel_site))
     write_config(workdir, 'WOVE_CONFIG = {"environments": {"s": {"executor": "sentinel"}}}\n')
@@ -434,7 +467,7 @@ def test_doctor_reports_missing_required_modules(sentinel_site, monkeypatch, wor
 
     out = capsys.readouterr().out
     assert "'json_backend_sentinel_xyz'" in out
-    assert "pip install wove-sentinel" in out
+    assert "pip install acme-sentinel" in out
     assert "acme_sentinel_backend" not in sys.modules
 
 

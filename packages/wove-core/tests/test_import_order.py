@@ -22,12 +22,13 @@ import wove
 #: ``_registry``; the workers sit beside ``_registry``; ``_report`` reads ``_scheduler``;
 #: ``_fork`` belongs to ``_weave``; ``testing`` is built on the public API.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_errors",),
+    ("_errors", "_install"),
     ("_frames", "_security", "_options", "_serializer", "_result", "_threads", "_transforms"),
     ("_fork",),
     ("_config", "_executor", "_delivery", "_callback_server", "plugins", "_execution"),
     (
         "_registry",
+        "_local",
         "_environments",
         "_network",
         "integrations",

@@ -161,17 +161,17 @@ def test_local_plugin_is_discovered_with_its_metadata():
 
     assert info is not None
     assert info.name == "local"
-    assert info.distribution == "wove-local"
-    assert info.version == importlib.metadata.version("wove-local")
+    assert info.distribution == "wove-core"
+    assert info.version == importlib.metadata.version("wove-core")
     assert info.kind == "local"
     assert info.requires == ()
-    assert info.install == "pip install wove-local"
+    assert info.install == "pip install wove-core"
     assert not info.is_broken
     assert info.missing_modules() == ()
 
 
 def test_local_executor_class_is_loaded_once_and_cached():
-    from wove_local import LocalExecutor
+    from wove import LocalExecutor
 
     registry = get_registry()
     first = registry.executor_class("local", "default")
@@ -198,9 +198,9 @@ def test_importing_wove_discovers_nothing():
         import wove
         import wove._registry as registry
         assert registry._registry is None, "import wove discovered plugins"
-        assert "wove_local.plugin" not in sys.modules, "import wove imported a plugin"
+        assert "wove._local" not in sys.modules, "import wove imported a plugin"
         registry.get_registry()
-        assert "wove_local.plugin" in sys.modules
+        assert "wove._local" in sys.modules
         """
     )
     done = subprocess.run(
@@ -240,7 +240,7 @@ def test_listing_and_checking_never_import_the_backend(install_distribution):
     assert info.missing_modules() == ("wove_absent_backend_xyz",)
     with pytest.raises(PluginError, match="wove_absent_backend_xyz") as raised:
         registry.check_requirements("raven", "jobs")
-    assert "pip install wove-raven" in str(raised.value)
+    assert "pip install acme-raven" in str(raised.value)
     assert f"{prefix}_backend" not in sys.modules
 
     executor_class = registry.executor_class("raven", "jobs")
@@ -349,9 +349,9 @@ def test_duplicate_of_the_local_executor_is_an_error(install_distribution):
     with pytest.raises(DuplicatePluginError) as raised:
         get_registry()
 
-    assert set(raised.value.distributions) == {"acme-local", "wove-local"}
+    assert set(raised.value.distributions) == {"acme-local", "wove-core"}
     assert "'acme-local'" in str(raised.value)
-    assert "'wove-local'" in str(raised.value)
+    assert "'wove-core'" in str(raised.value)
 
 
 def test_duplicate_is_an_error_even_when_one_plugin_is_broken(install_distribution):
@@ -403,7 +403,7 @@ def test_load_that_cannot_import_its_backend_names_the_install_line():
     registry = get_registry()
     registry.register_plugin(PigeonPlugin(load=load), distribution="acme-pigeon")
 
-    with pytest.raises(PluginError, match=r"pigeon_sdk.*pip install wove-pigeon"):
+    with pytest.raises(PluginError, match=r"pigeon_sdk.*pip install acme-pigeon"):
         registry.executor_class("pigeon", "jobs")
 
 
@@ -448,7 +448,7 @@ def test_in_memory_plugin_registers_and_unregisters_everything():
 
 
 def test_in_memory_duplicate_names_both_distributions():
-    with pytest.raises(DuplicatePluginError, match="'wove-local' and 'acme-local'"):
+    with pytest.raises(DuplicatePluginError, match="'wove-core' and 'acme-local'"):
         get_registry().register_plugin(PigeonPlugin(name="local"), distribution="acme-local")
 
 

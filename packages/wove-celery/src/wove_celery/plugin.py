@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wove.plugins import RegisterExecutor, hookimpl
+from wove.plugins import RegisterDiagnostic, RegisterExecutor, hookimpl
 
 if TYPE_CHECKING:
     from wove import Executor
 
-__all__ = ["register_executors"]
+__all__ = ["register_diagnostics", "register_executors"]
 
 
 def _load() -> type[Executor]:
@@ -34,3 +34,11 @@ def register_executors(register: RegisterExecutor) -> None:
             "Celery supports); results come back over Wove's callback server."
         ),
     )
+
+
+@hookimpl
+def register_diagnostics(register: RegisterDiagnostic) -> None:
+    """Check, from package metadata, that redis-py fits kombu when the broker is Redis."""
+    from ._diagnostics import check_redis_client
+
+    register(name="redis client", check=check_redis_client, executor="celery")

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from ._executor import Executor, InProcessExecutor
     from ._graph import ExecutionPlan
+    from ._local import LocalExecutor
     from ._merge import merge
     from ._result import WoveResult
     from ._security import Security
@@ -63,6 +64,7 @@ __all__ = [
     # executors
     "Executor",
     "InProcessExecutor",
+    "LocalExecutor",
     "Security",
     # errors
     "WoveError",
@@ -112,6 +114,7 @@ _EXPORTS: dict[str, str] = {
     "Executor": "._executor",
     "InProcessExecutor": "._executor",
     "ExecutionPlan": "._graph",
+    "LocalExecutor": "._local",
     "merge": "._merge",
     "WoveResult": "._result",
     "Security": "._security",

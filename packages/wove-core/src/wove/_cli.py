@@ -33,8 +33,10 @@ from ._config import (
 )
 from ._errors import PluginError, install_line
 from ._executor import Executor
+from ._install import REINSTALL_COMMAND, installation_problems
 from ._options import suggest
 from ._registry import PluginCommand, PluginInfo, Registry, get_registry
+from ._security import unset_secret_variables
 
 __all__ = ["main", "build_parser"]
 
@@ -139,8 +141,11 @@ def _plugins_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     if not rows:
-        print(f"No Wove executor plugins are installed. The local one: {install_line('local')}")
-        return EXIT_OK
+        print(
+            "No Wove executor plugins are installed, not even wove-core's built-in 'local', so "
+            f"wove-core's installation is incomplete. Repair it with: {REINSTALL_COMMAND}"
+        )
+        return EXIT_PROBLEMS
     table: list[tuple[str, ...]] = [("NAME", "DISTRIBUTION", "VERSION", "KIND", "DEPS", "STATUS")]
     for row in rows:
         if row["error"] is not None:
@@ -210,12 +215,15 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"configuration: {config.source}")
     else:
         print(f"configuration: built-in defaults (no {CONFIG_FILENAME} in {Path.cwd()} or above)")
+    total = 0
+    for installation in installation_problems():
+        total += installation.level != "note"
+        print(f"installation {installation.level}: {installation}")
     registry = get_registry()
     working = [info.name for info in registry.plugins() if not info.is_broken]
     print(f"plugins: {', '.join(working) or '(none)'}")
     for info in registry.broken():
         print(f"note: plugin {info.name!r} from {info.distribution!r} is broken: {info.error}")
-    total = 0
     for name in config.environment_names:
         environment = config.environment(name)
         summary, problems = _check_environment(environment, registry)
@@ -277,6 +285,11 @@ def _check_environment(environment: EnvironmentConfig, registry: Registry) -> tu
                 f"executor_config key {key!r} is not accepted by {environment.executor_name!r}."
                 f"{suggest(key, accepted)} Accepted keys: {listed}."
             )
+    for variable in unset_secret_variables(environment.executor_config.get("security")):
+        problems.append(
+            f"security reads the secret from environment variable {variable!r}, which is not "
+            f"set here; export {variable}=<the shared secret> before running the weave"
+        )
     for diagnostic in registry.diagnostics():
         if not diagnostic.applies_to(environment):
             continue

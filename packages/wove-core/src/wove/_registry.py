@@ -151,6 +151,12 @@ class _Source:
     def describe(self) -> str:
         return f"{self.label} from distribution {self.distribution!r}"
 
+    def install_line(self, executor_name: str) -> str:
+        """The pip command for this plugin: its own distribution when one is known."""
+        if self.distribution.startswith("<"):
+            return install_line(executor_name)
+        return f"pip install {self.distribution}"
+
 
 @dataclasses.dataclass
 class _Offers:
@@ -399,7 +405,7 @@ class Registry:
             distribution=source.distribution,
             version=source.version,
             kind="",
-            install=install_line(name),
+            install=source.install_line(name),
             error=error,
         )
         if plugin is not None:
@@ -449,7 +455,7 @@ class Registry:
                 version=source.version,
                 kind=kind,
                 requires=tuple(requires),
-                install=install_line(name),
+                install=source.install_line(name),
                 description=description,
             )
             entries.append(_ExecutorEntry(info, load))

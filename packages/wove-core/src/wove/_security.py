@@ -39,6 +39,7 @@ __all__ = [
     "SignatureHeader",
     "is_loopback_host",
     "security_from_config",
+    "unset_secret_variables",
 ]
 
 DEFAULT_CLOCK_SKEW_SECONDS: Final = 300.0
@@ -228,6 +229,20 @@ def security_from_config(value: Any, *, where: str, loopback: bool) -> Security 
             clock_skew_seconds=float(value.get("clock_skew_seconds", DEFAULT_CLOCK_SKEW_SECONDS)),
         )
     raise InvalidOptionError(f"{where}: security must be 'env:NAME', a dict or None, got {value!r}")
+
+
+def unset_secret_variables(value: Any) -> list[str]:
+    """Name the environment variables a ``security`` setting reads that are not set.
+
+    ``wove doctor`` uses it to report a missing secret before a weave would fail on it.
+    """
+    if isinstance(value, str) and value.startswith("env:") and len(value) > 4:
+        names = [value[4:]]
+    elif isinstance(value, Mapping) and "secret_env" in value:
+        names = [str(value["secret_env"])]
+    else:
+        names = []
+    return [name for name in names if not os.environ.get(name)]
 
 
 def _secret_from_env(name: str, where: str) -> str:

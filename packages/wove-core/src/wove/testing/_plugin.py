@@ -45,10 +45,16 @@ class PluginConformance:
     backend_modules: ClassVar[tuple[str, ...]] = ()
     #: Modules of the plugin's own package that importing its plugin module may load too.
     plugin_imports: ClassVar[frozenset[str]] = frozenset()
+    #: The module the entry point names; ``wove_<executor_name>.plugin`` unless set.
+    plugin_module: ClassVar[str | None] = None
 
     @property
     def package(self) -> str:
-        return f"wove_{self.executor_name}"
+        return (self.plugin_module or f"wove_{self.executor_name}").partition(".")[0]
+
+    @property
+    def entry_point_module(self) -> str:
+        return self.plugin_module or f"{self.package}.plugin"
 
     @pytest.fixture(autouse=True)
     def _fresh_registry(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -61,7 +67,7 @@ class PluginConformance:
         [entry_point] = importlib.metadata.entry_points(
             group="wove.executors", name=self.executor_name
         )
-        assert entry_point.value == f"{self.package}.plugin"
+        assert entry_point.value == self.entry_point_module
         assert entry_point.dist is not None
         assert entry_point.dist.name == self.distribution
 
@@ -101,8 +107,8 @@ class PluginConformance:
         return set(done.stdout.split())
 
     def test_plugin_module_imports_nothing_beyond_its_package(self) -> None:
-        added = self._modules_added_by(f"import {self.package}.plugin")
-        allowed = {self.package, f"{self.package}.plugin", *self.plugin_imports}
+        added = self._modules_added_by(f"import {self.entry_point_module}")
+        allowed = {self.package, self.entry_point_module, *self.plugin_imports}
         assert added <= allowed, added
 
     def test_discovery_imports_no_backend(self) -> None:

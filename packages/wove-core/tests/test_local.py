@@ -1,19 +1,18 @@
-"""The ``local`` plugin: its entry point, its metadata, and what importing it costs."""
+"""The built-in ``local`` executor: its entry point in wove-core, its metadata, and conformance."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-import wove_local
-from wove import InProcessExecutor
+from wove import InProcessExecutor, LocalExecutor
 from wove._registry import get_registry, reset_registry
-from wove.testing import PluginConformance
-from wove_local import LocalExecutor
+from wove.testing import ExecutorConformance, PluginConformance
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("WOVE_STRICT_PLUGINS", raising=False)
     reset_registry()
@@ -21,6 +20,7 @@ def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_registry()
 
 
+@pytest.mark.usefixtures("fresh_registry")
 def test_loading_gives_the_in_process_executor():
     executor_class = get_registry().executor_class("local", "default")
 
@@ -31,18 +31,27 @@ def test_loading_gives_the_in_process_executor():
     assert LocalExecutor().runs_in_process
 
 
-def test_public_names():
-    assert wove_local.__all__ == ["LocalExecutor"]
-    assert LocalExecutor.__doc__
-    assert "fast path" in LocalExecutor.__doc__
+@pytest.mark.usefixtures("fresh_registry")
+def test_local_comes_from_wove_core_so_the_base_install_is_enough():
+    info = get_registry().plugin("local")
+
+    assert info is not None
+    assert info.distribution == "wove-core"
+    assert info.install == "pip install wove-core"
 
 
 class TestLocalPlugin(PluginConformance):
     """Entry point, metadata, and import cost, checked by the shared plugin suite."""
 
     executor_name = "local"
-    distribution = "wove-local"
+    distribution = "wove-core"
     kind = "local"
     requires = ()
-    backend_modules = ()
-    plugin_imports = frozenset({"wove_local._executor"})
+    plugin_module = "wove._local"
+    plugin_imports = frozenset({"wove._executor", "wove._errors", "wove._options"})
+
+
+class TestLocalConformance(ExecutorConformance):
+    @pytest.fixture
+    def environment(self) -> dict[str, Any]:
+        return {"executor": "local"}

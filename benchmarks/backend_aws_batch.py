@@ -14,7 +14,7 @@ Starts its own local AWS Batch (``tests-integration/aws_batch_service.py``: moto
   for a Batch job (its output would then still have to be read from CloudWatch Logs).
 
 Each round trip is dominated by moto's job thread (it checks each state every 0.5 s) and a
-container start, so the default rounds are few. Needs ``wove-core``, ``wove-local`` and
+container start, so the default rounds are few. Needs ``wove-core`` and
 ``wove-aws-batch`` installed (editable is fine). The ratio is printed, never asserted.
 """
 

@@ -11,7 +11,7 @@ prefork Celery worker (concurrency 2) of its own, on a queue of its own, running
 * native: ``send_task("wove_celery_tests.echo").get()`` of the same trivial function, its
   result coming back through the Redis result backend.
 
-Needs ``wove-core``, ``wove-local`` and ``wove-celery`` (with ``celery[redis]``) installed.
+Needs ``wove-core`` and ``wove-celery`` (with ``celery[redis]``) installed.
 The figures are printed, never asserted.
 """
 

@@ -18,7 +18,7 @@ pulls or scheduling, which a real cluster adds to both sides alike.
   a native Job that also imports ``wove.backend_worker``, to separate the worker runtime's
   import time (paid by every Wove Pod) from Wove's own per-run work.
 
-Needs ``wove-core``, ``wove-local`` and ``wove-kubernetes-jobs`` installed (editable is fine).
+Needs ``wove-core`` and ``wove-kubernetes-jobs`` installed (editable is fine).
 The ratio is printed, never asserted.
 """
 

@@ -12,7 +12,7 @@ PID afterwards. This process is the Ray driver for both sides:
   on the callback server, runs the task and posts its events back;
 * native: ``ray.get(add.remote(2, 3))`` for a ``@ray.remote`` function doing the same addition.
 
-Needs ``wove-core``, ``wove-local`` and ``wove-ray`` installed (editable is fine). The ratio is
+Needs ``wove-core`` and ``wove-ray`` installed (editable is fine). The ratio is
 printed, never asserted.
 """
 

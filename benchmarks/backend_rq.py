@@ -13,7 +13,7 @@ its own, served by one ``rq worker`` this script starts and stops (default worke
 * native: ``Queue.enqueue("operator.add", 2, 3)`` then ``job.latest_result(timeout=...)``, which
   waits on RQ's result stream in Redis.
 
-Needs ``wove-core``, ``wove-local`` and ``wove-rq`` installed (editable is fine). The ratio is
+Needs ``wove-core`` and ``wove-rq`` installed (editable is fine). The ratio is
 printed, never asserted.
 """
 

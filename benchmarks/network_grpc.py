@@ -12,7 +12,7 @@ median of ``--rounds`` rounds:
   streaming call) against one echo call with a request of the same size;
 * throughput with 64 in flight: the same with 64 runs (or echo calls) outstanding at once.
 
-Wove needs the ``wove-core``, ``wove-local`` and ``wove-grpc`` distributions installed (editable
+Wove needs the ``wove-core`` and ``wove-grpc`` distributions installed (editable
 is fine). The numbers are printed, never asserted.
 """
 

@@ -13,7 +13,7 @@ The clients are ``httpx.AsyncClient`` with a keep-alive pool. Measured, as the m
 * throughput with 64 in flight: the same with 64 runs (or echoes) outstanding at once;
 * per-task time through a full weave (``@w.do`` over a list), for context.
 
-Needs ``wove-core``, ``wove-local`` and ``wove-http`` installed (editable is fine). The numbers
+Needs ``wove-core`` and ``wove-http`` installed (editable is fine). The numbers
 are printed, never asserted.
 """
 

@@ -15,7 +15,7 @@ as the median of ``--rounds`` rounds:
   hop for sync callables);
 * per-task time through a full weave (``@w.do`` over a list), for context.
 
-Wove needs the ``wove-core``, ``wove-local`` and ``wove-websocket`` distributions installed
+Wove needs the ``wove-core`` and ``wove-websocket`` distributions installed
 (editable is fine). The numbers are printed, never asserted.
 """
 

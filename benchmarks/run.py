@@ -3,7 +3,7 @@
     python benchmarks/run.py [--quick] [--json PATH] [--peer] [--no-memory] [--only KEY]
 
 The engine in this checkout is measured in a fresh subprocess of the current interpreter, with
-``packages/wove-core/src``, ``packages/wove-local/src`` and ``packages/wove-stdio/src`` first on
+``packages/wove-core/src`` and ``packages/wove-stdio/src`` first on
 ``PYTHONPATH``; the interpreter must have those distributions installed (editable) so the
 ``local`` and ``stdio`` executors' entry points are found, as in ``hatch run bench:run``. With
 ``--peer``, the same workloads also run in a subprocess of a cached virtualenv holding
@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKLOADS = HERE / "workloads.py"
 ENGINE_SOURCES = [
-    ROOT / "packages" / name / "src" for name in ("wove-core", "wove-local", "wove-stdio")
+    ROOT / "packages" / name / "src" for name in ("wove-core", "wove-stdio")
 ]
 PEER_VERSION = "2.0.3"
 #: The dispatch extra brings cloudpickle, which 2.0.3's stdio executor needs.

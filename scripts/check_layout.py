@@ -2,12 +2,16 @@
 
 Each ``packages/wove-<name>`` (other than wove-core and the meta-distribution) must have a
 hatchling pyproject with its ``wove.executors`` entry point, a README, ``src/wove_<name>/``
-with ``__init__.py``, ``plugin.py`` and ``py.typed``, a ``tests/`` folder, and an extra named
-after it in ``packages/wove``. Prints every problem and exits non-zero if there is one.
+with ``__init__.py``, ``plugin.py`` and ``py.typed``, a ``tests/`` folder, a ``test`` dependency
+group (what ``scripts/test_package.py`` installs for its suite), and an extra named after it in
+``packages/wove``. No distribution may depend, directly or not, on one that depends back on it:
+a cycle would stop ``pip install ./packages/<name>`` from working without a package index.
+Prints every problem and exits non-zero if there is one.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 if sys.version_info >= (3, 11):
@@ -39,9 +43,46 @@ def problems_of(package: Path, meta_extras: dict[str, list[str]]) -> list[str]:
     ):
         if not (package / required).exists():
             found.append(f"missing {required}")
+    if not pyproject.get("dependency-groups", {}).get("test"):
+        found.append("missing [dependency-groups] test (what its tests need)")
     if executor not in meta_extras:
         found.append(f"packages/wove has no extra {executor!r}")
     return [f"{package.name}: {problem}" for problem in found]
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def dependency_cycles() -> list[str]:
+    """Name every repository distribution that can reach itself through its dependencies.
+
+    The meta-distribution's extras are not dependencies of anything, so they are followed too:
+    a package that required ``wove`` would close a loop through them.
+    """
+    graph: dict[str, set[str]] = {}
+    for package in (ROOT / "packages").iterdir():
+        if not (package / "pyproject.toml").exists():
+            continue
+        project = tomllib.loads((package / "pyproject.toml").read_text())["project"]
+        requirements = list(project.get("dependencies", []))
+        for extra in project.get("optional-dependencies", {}).values():
+            requirements += extra
+        graph[project["name"]] = {_requirement_name(r) for r in requirements}
+    local = set(graph)
+    found: list[str] = []
+    for start in sorted(graph):
+        seen: set[str] = set()
+        stack = [name for name in graph[start] if name in local]
+        while stack:
+            name = stack.pop()
+            if name == start:
+                found.append(f"{start}: depends on itself through other packages here (a cycle)")
+                break
+            if name not in seen:
+                seen.add(name)
+                stack.extend(n for n in graph[name] if n in local)
+    return found
 
 
 def main() -> int:
@@ -49,6 +90,7 @@ def main() -> int:
     extras = meta["project"].get("optional-dependencies", {})
     packages = sorted(p for p in (ROOT / "packages").iterdir() if p.name not in NOT_EXECUTORS)
     problems = [problem for package in packages for problem in problems_of(package, extras)]
+    problems += dependency_cycles()
     for problem in problems:
         print(problem, file=sys.stderr)
     print(f"layout: {len(packages)} executor distributions checked, {len(problems)} problems")

@@ -1,4 +1,4 @@
-"""The real wove 2.x release, fetched from the package index at test time, and virtualenv helpers.
+"""The real wove 2.x release fetched from the package index, this repository's wheels, virtualenvs.
 
 Upgrade tests start from what a 2.x user really has installed, so they use the published wheel,
 never a copy kept in this repository. Tests import these helpers; the fixtures that call them
@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
 __all__ = [
     "LEGACY_VERSION",
+    "ROOT",
+    "build_wheels",
     "clean_environ",
     "download_legacy_wheel",
     "make_venv",
     "run",
 ]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: The last 2.x release: the one 2.x users upgrade from.
 LEGACY_VERSION = "2.0.3"
@@ -58,10 +61,20 @@ def make_venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
-def download_legacy_wheel(destination: Path) -> Path:
-    """Download the published ``wove==2.0.3`` wheel (no dependencies) into ``destination``."""
+def build_wheels(destination: Path, builder: Path) -> list[Path]:
+    """Build every ``packages/*`` distribution's wheel with ``builder``'s pip; return them."""
+    packages = sorted(p for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists())
+    for package in packages:
+        run(builder, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", destination, package)
+    built = sorted(destination.glob("*.whl"))
+    assert len(built) == len(packages), built
+    return built
+
+
+def download_legacy_wheel(destination: Path, builder: Path) -> Path:
+    """Download the published ``wove==2.0.3`` wheel with ``builder``'s pip into ``destination``."""
     run(
-        sys.executable,
+        builder,
         "-m",
         "pip",
         "download",

@@ -8,18 +8,13 @@ not from the editable checkout.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import venv
 import zipfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = sorted(
-    path for path in (ROOT / "packages").iterdir() if (path / "pyproject.toml").exists()
-)
+from legacy import make_venv
+from legacy import run as _run
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -41,38 +36,16 @@ print(w.result.doubled)
 """
 
 
-def _run(*args: str | Path, cwd: Path | None = None) -> str:
-    completed = subprocess.run(
-        [str(arg) for arg in args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
-        check=False,
-    )
-    assert completed.returncode == 0, (
-        f"{' '.join(map(str, args))} failed ({completed.returncode}):\n"
-        f"{completed.stdout}\n{completed.stderr}"
-    )
-    return completed.stdout
-
-
 @pytest.fixture(scope="module")
 def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env_dir = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    make_venv(env_dir)
     return env_dir
 
 
 @pytest.fixture(scope="module")
-def wheels(fresh_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    dist = tmp_path_factory.mktemp("dist")
-    pip = (fresh_venv / "bin" / "python", "-m", "pip")
-    for package in PACKAGES:
-        _run(*pip, "wheel", "--quiet", "--no-deps", "-w", dist, package)
-    built = sorted(dist.glob("*.whl"))
-    assert len(built) == len(PACKAGES), built
-    return built
+def wheels(wheelhouse: list[Path]) -> list[Path]:
+    return wheelhouse
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +65,7 @@ def installed(wheels: list[Path], fresh_venv: Path) -> Path:
 
 def test_every_distribution_builds_a_wheel_with_py_typed(wheels: list[Path]) -> None:
     names = {wheel.name.split("-")[0] for wheel in wheels}
-    assert {"wove", "wove_core", "wove_local"} <= names
+    assert {"wove", "wove_core", "wove_celery"} <= names
     for wheel in wheels:
         if wheel.name.startswith("wove-3") or wheel.name.startswith("wove-0"):
             continue  # the meta-distribution ships no modules
@@ -113,11 +86,11 @@ def test_weave_runs_from_the_installed_wheels(installed: Path, tmp_path: Path) -
 def test_plugins_list_from_the_installed_wheels(installed: Path, tmp_path: Path) -> None:
     rows = json.loads(_run(installed / "bin" / "wove", "plugins", "list", "--json", cwd=tmp_path))
     local = next(row for row in rows if row["name"] == "local")
-    assert local["distribution"] == "wove-local"
+    assert local["distribution"] == "wove-core"
     assert local["kind"] == "local"
     assert local["ok"] is True
     table = _run(installed / "bin" / "wove", "plugins", "list", cwd=tmp_path)
-    assert "wove-local" in table
+    assert "wove-core" in table
 
 
 def test_wove_doctor_and_version_from_the_installed_wheels(installed: Path, tmp_path: Path) -> None:
@@ -169,9 +142,9 @@ print("started:", started)
 
 @pytest.fixture(scope="module")
 def core_only(wheels: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv with wove-core and wove-local but without the dispatch extra."""
+    """A virtualenv with wove-core alone, without the dispatch extra."""
     env_dir = tmp_path_factory.mktemp("core-only")
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    make_venv(env_dir)
     python = env_dir / "bin" / "python"
     version = next(w for w in wheels if w.name.startswith("wove_core-")).name.split("-")[1]
     find_links = wheels[0].parent

@@ -5,22 +5,33 @@ The hierarchy::
     WoveError
      ├── UnresolvedSignatureError  (NameError)    a parameter names no task and no injected data
      ├── UnknownEnvironmentError   (NameError)    an environment name that is not configured
-     ├── DependencyCycleError      (ValueError)   tasks that depend on each other in a loop
+     ├── ReservedNameError         (NameError)    a task or data name that Wove keeps for itself
+     ├── DependencyCycleError      (RuntimeError) tasks that depend on each other in a loop
      ├── InvalidOptionError        (ValueError)   an option with a value it cannot take
      ├── UnknownOptionError        (TypeError)    an option name Wove does not know ("did you mean")
+     ├── TaskSignatureError        (TypeError)    a task signature Wove cannot fill by name
      ├── WeaveUsageError           (RuntimeError) the API used in a way it cannot work
      ├── UpstreamTaskError         (RuntimeError) a task skipped because a dependency failed
      ├── TaskCancelledError        (KeyError)     reading a task cancelled before it finished
      ├── EnvironmentExecutionError (RuntimeError) a task failed in another process or service
-     ├── DeliveryTimeoutError      (TimeoutError) no terminal event within ``delivery_timeout``
+     ├── DeliveryTimeoutError      (TimeoutError+) no terminal event within ``delivery_timeout``
      ├── DeliveryOrphanedError     (RuntimeError) the worker running a task went away
      ├── FrameRejectedError        (PermissionError) a frame whose signature, age or nonce fails
      ├── RunNotClaimedError        (RuntimeError) a backend payload whose run started elsewhere
      ├── MissingExecutorPluginError(LookupError)  an executor name that no installed plugin provides
-     ├── MissingDispatchFeatureError(ImportError) cloudpickle is needed and not installed
+     ├── MissingDispatchFeatureError(ImportError+) cloudpickle is needed and not installed
      ├── MissingCallbackFeatureError(ImportError) aiohttp (the callback server) is not installed
      └── PluginError               (RuntimeError) a plugin that cannot load or breaks the rules
           └── DuplicatePluginError                two distributions register the same executor name
+
+``+``: also a ``RuntimeError``. Where wove 2.x raised another built-in for the same problem, the
+class derives from that one too (``DependencyCycleError`` is a ``RuntimeError`` for the same
+reason), so ``except`` clauses written for 2.x still catch them.
+
+Every class here shows its public path, ``wove.<Name>``, in tracebacks and reprs from the moment
+it is defined, and pickles by that path. :class:`WoveError` pickles without calling
+``__init__`` again, so errors whose constructor takes more than a message (and plugin subclasses
+of them) survive ``pickle`` and ``cloudpickle`` round trips, such as from a worker to the weave.
 
 Messages say what happened, show the bad value with ``!r``, list what exists and say what to do.
 """
@@ -28,6 +39,7 @@ Messages say what happened, show the bad value with ``!r``, list what exists and
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, Final
 
 __all__ = [
     "DeliveryOrphanedError",
@@ -41,8 +53,10 @@ __all__ = [
     "MissingDispatchFeatureError",
     "MissingExecutorPluginError",
     "PluginError",
+    "ReservedNameError",
     "RunNotClaimedError",
     "TaskCancelledError",
+    "TaskSignatureError",
     "UnknownEnvironmentError",
     "UnknownOptionError",
     "UnresolvedSignatureError",
@@ -51,6 +65,10 @@ __all__ = [
     "WoveError",
     "install_line",
 ]
+
+
+#: The module every public exception names as its home: ``wove.DeliveryTimeoutError``.
+_PUBLIC_MODULE: Final = "wove"
 
 
 def install_line(executor_name: str) -> str:
@@ -63,8 +81,21 @@ def _quoted(names: Iterable[str]) -> str:
     return listed or "(none)"
 
 
+def _rebuild(kind: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Recreate a pickled :class:`WoveError` without running its ``__init__`` again."""
+    error = kind.__new__(kind, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class WoveError(Exception):
     """Base class of every error Wove raises itself."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default reduction calls ``type(self)(*self.args)``, which fails for errors whose
+        # constructor takes other arguments than the message (``UnresolvedSignatureError``).
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class UnresolvedSignatureError(WoveError, NameError):
@@ -93,7 +124,21 @@ class UnknownEnvironmentError(WoveError, NameError):
         )
 
 
-class DependencyCycleError(WoveError, ValueError):
+class ReservedNameError(WoveError, NameError):
+    """A task or an injected value named after something Wove keeps for itself.
+
+    A task may not be called ``final`` or ``cancelled`` (``w.result.final`` and
+    ``w.result.cancelled`` mean something else), and injected data may not be called ``data``
+    (a task parameter named ``data`` receives all injected values as a dict), ``final`` or
+    ``cancelled``.
+    """
+
+    def __init__(self, name: str, kind: str, reason: str) -> None:
+        self.name = name
+        super().__init__(f"{kind} name {name!r} is reserved: {reason}. Rename it.")
+
+
+class DependencyCycleError(WoveError, RuntimeError):
     """Tasks whose dependencies form a loop."""
 
     def __init__(self, cycle: Iterable[str]) -> None:
@@ -110,6 +155,14 @@ class InvalidOptionError(WoveError, ValueError):
 
 class UnknownOptionError(WoveError, TypeError):
     """An option name Wove does not know."""
+
+
+class TaskSignatureError(WoveError, TypeError):
+    """A task whose parameters Wove cannot fill by name.
+
+    A mapped task needs exactly one parameter that is neither a task nor data (it receives each
+    item), and no parameter Wove fills may be positional-only.
+    """
 
 
 class WeaveUsageError(WoveError, RuntimeError):
@@ -195,7 +248,7 @@ class RunNotClaimedError(WoveError, RuntimeError):
     """
 
 
-class DeliveryTimeoutError(WoveError, TimeoutError):
+class DeliveryTimeoutError(WoveError, TimeoutError, RuntimeError):
     """No terminal event arrived within the task's ``delivery_timeout``."""
 
 
@@ -217,7 +270,7 @@ class MissingExecutorPluginError(WoveError, LookupError):
         )
 
 
-class MissingDispatchFeatureError(WoveError, ImportError):
+class MissingDispatchFeatureError(WoveError, ImportError, RuntimeError):
     """A remote environment needs the ``dispatch`` serializer (cloudpickle), which is missing."""
 
     def __init__(self, reason: str) -> None:
@@ -252,3 +305,15 @@ class DuplicatePluginError(PluginError):
             f"executor {name!r} is registered by two distributions, {first!r} and {second!r}. "
             "Uninstall one of them."
         )
+
+
+def _show_public_module() -> None:
+    """Name ``wove`` as the home of every class here, so tracebacks, reprs and pickles use the
+    public path (``wove.DeliveryTimeoutError``) instead of this private module's."""
+    for name in __all__:
+        value = globals()[name]
+        if isinstance(value, type):
+            value.__module__ = _PUBLIC_MODULE
+
+
+_show_public_module()

@@ -314,7 +314,7 @@ def test_weave_max_pending_wins_over_the_environment() -> None:
             return item
 
     assert w.result.mapped == [1, 2, 3]
-    with pytest.raises(InvalidOptionError, match="max_pending=1"), weave(environment="small") as w:
+    with pytest.raises(RuntimeError, match="max_pending=1"), weave(environment="small") as w:
 
         @w.do([1, 2, 3])
         def mapped_again(item: int) -> int:

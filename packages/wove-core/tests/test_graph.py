@@ -11,7 +11,7 @@ import pytest
 
 from wove import (
     DependencyCycleError,
-    InvalidOptionError,
+    TaskSignatureError,
     UnresolvedSignatureError,
     weave,
 )
@@ -78,7 +78,7 @@ def test_unresolved_parameter_raises_name_error_listing_what_is_available() -> N
     assert isinstance(caught.value, NameError)
     assert caught.value.task == "b"
     assert caught.value.parameter == "missing"
-    assert caught.value.available == ("a", "user_id")
+    assert caught.value.available == ("a", "user_id", "data")
     assert "task 'b' asks for 'missing'" in str(caught.value)
 
 
@@ -146,7 +146,7 @@ def test_positional_only_dependency_is_rejected() -> None:
     def b(a: int, /) -> int:
         return a
 
-    with pytest.raises(InvalidOptionError, match=r"positional-only.*Remove the '/'"):
+    with pytest.raises(TaskSignatureError, match=r"positional-only.*Remove the '/'"):
         plan_of(a, b)
 
 
@@ -163,7 +163,7 @@ def test_two_task_cycle_is_named() -> None:
     with pytest.raises(DependencyCycleError, match="a -> b -> a") as caught:
         plan_of(a, b)
 
-    assert isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, RuntimeError)
     assert caught.value.cycle == ("a", "b", "a")
 
 
@@ -272,13 +272,13 @@ def test_mapped_task_needs_exactly_one_item_parameter(
     signature: Callable[..., Any], count: str
 ) -> None:
     with pytest.raises(
-        InvalidOptionError, match=f"exactly one parameter.*it has {re.escape(count)}"
+        TaskSignatureError, match=f"exactly one parameter.*it has {re.escape(count)}"
     ):
         build_plan({"mapped": TaskSpec("mapped", signature, False, [1, 2])}, {})
 
 
 def test_mapped_task_with_two_item_parameters_raises_from_the_block() -> None:
-    with pytest.raises(InvalidOptionError, match="exactly one parameter"), weave() as w:
+    with pytest.raises(TaskSignatureError, match="exactly one parameter"), weave() as w:
 
         @w.do([1, 2])
         def mapped(item: int, other: int) -> int:

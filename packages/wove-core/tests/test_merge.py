@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from wove import UnknownEnvironmentError, UnknownOptionError, WeaveUsageError, merge, weave
+from wove import (
+    InvalidOptionError,
+    UnknownEnvironmentError,
+    UnknownOptionError,
+    WeaveUsageError,
+    merge,
+    weave,
+)
 from wove._merge import MAX_MERGE_DEPTH
 
 #: How long a child process may take before the test calls it deadlocked.
@@ -186,7 +193,7 @@ def test_merge_timeout_names_the_merged_callable() -> None:
 
 
 def test_merge_workers_without_an_iterable_is_refused() -> None:
-    with pytest.raises(WeaveUsageError, match="only when an iterable is given"), weave() as w:
+    with pytest.raises(InvalidOptionError, match="only when an iterable is given"), weave() as w:
 
         @w.do
         def merged() -> int:

@@ -43,7 +43,7 @@ def test_batch_rejects_bad_counts(count: Any) -> None:
 def test_undict_and_redict_round_trip() -> None:
     mapping = {"a": 1, "b": 2}
 
-    assert undict(mapping) == [["a", 1], ["b", 2]]
+    assert undict(mapping) == [("a", 1), ("b", 2)]
     assert redict(undict(mapping)) == mapping
     assert redict([("x", 1), ["y", 2]]) == {"x": 1, "y": 2}
 
@@ -56,11 +56,11 @@ def test_helpers_shape_data_between_mapped_tasks() -> None:
     with weave(prices={"tea": 2, "cake": None, "jam": 3}) as w:
 
         @w.do
-        def pairs(prices: dict[str, int | None]) -> list[list[Any]]:
+        def pairs(prices: dict[str, int | None]) -> list[tuple[str, int | None]]:
             return undict(prices)
 
         @w.do("pairs")
-        def doubled(pair: list[Any]) -> list[Any] | None:
+        def doubled(pair: tuple[str, int | None]) -> list[Any] | None:
             name, price = pair
             return None if price is None else [name, price * 2]
 

@@ -11,6 +11,7 @@ import pytest
 
 from wove import (
     InvalidOptionError,
+    ReservedNameError,
     UnknownOptionError,
     Weave,
     WeaveBlock,
@@ -212,15 +213,16 @@ def test_bad_task_option_value_is_shown() -> None:
             pass
 
 
-@pytest.mark.parametrize(
-    "name", ["keys", "items", "values", "get", "final", "to_dict", "cancelled", "exception"]
-)
-def test_task_named_like_a_result_attribute_is_rejected(name: str) -> None:
+@pytest.mark.parametrize("name", ["final", "cancelled"])
+def test_task_named_like_a_result_property_is_a_reserved_name_error(name: str) -> None:
     def task() -> None:
         pass
 
     task.__name__ = name
-    with weave() as w, pytest.raises(InvalidOptionError, match=f"clashes with WoveResult.{name}"):
+    with (
+        weave() as w,
+        pytest.raises(ReservedNameError, match=f"task name {name!r} is reserved: w.result.{name}"),
+    ):
         w.do(task)
 
 
@@ -245,7 +247,7 @@ def test_injected_data_are_plain_values_not_tasks() -> None:
     assert w.result.seen[1] is factory
     assert calls == []
     assert "payload" not in w.result
-    assert list(w.result) == ["seen"]
+    assert list(w.result.keys()) == ["seen"]
     assert w.execution_plan is not None
     assert w.execution_plan.order == ("seen",)
 
@@ -341,14 +343,24 @@ def test_weave_class_methods_run_as_tasks() -> None:
     assert w.result.final == "total=12"
 
 
-def test_weave_instance_runs_with_its_own_state() -> None:
-    pipeline = Pipeline()
-    pipeline.label = "sum"
+class LabelledPipeline(Pipeline):
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
 
-    with weave(pipeline) as w:
+
+def test_weave_instance_runs_with_its_own_state() -> None:
+    with weave(LabelledPipeline("sum")) as w:
         pass
 
     assert w.result.final == "sum=12"
+
+
+def test_weave_subclass_without_its_own_init_is_not_instantiated_by_hand() -> None:
+    with pytest.raises(
+        TypeError, match=r"Pipeline\(\) cannot be instantiated directly.*weave\(Pipeline\)"
+    ):
+        Pipeline()
 
 
 def test_weave_requires_a_weave_class_or_instance() -> None:
@@ -365,7 +377,7 @@ def test_inline_task_overrides_a_class_method_in_with() -> None:
 
     assert w.result.doubled == [20]
     assert w.result.final == "total=20"
-    assert list(w.result) == ["numbers", "doubled", "summary"]
+    assert list(w.result.keys()) == ["numbers", "doubled", "summary"]
 
 
 def test_inline_task_overrides_a_class_method_in_async_with() -> None:
@@ -399,7 +411,7 @@ def test_inline_task_after_class_tasks_is_final() -> None:
             return summary.upper()
 
     assert w.result.final == "TOTAL=12"
-    assert list(w.result) == ["numbers", "doubled", "summary", "shout"]
+    assert list(w.result.keys()) == ["numbers", "doubled", "summary", "shout"]
 
 
 def test_inline_override_inherits_unset_options() -> None:
@@ -453,7 +465,7 @@ def test_subclass_replaces_a_task_in_place_and_adds_new_ones() -> None:
     with weave(Tripled) as w:
         pass
 
-    assert list(w.result) == ["numbers", "doubled", "summary", "extra"]
+    assert list(w.result.keys()) == ["numbers", "doubled", "summary", "extra"]
     assert w.result.final == "total=18!"
 
 
@@ -464,7 +476,7 @@ def test_subclass_can_remove_a_task_with_a_plain_attribute() -> None:
     with weave(NoSummary) as w:
         pass
 
-    assert list(w.result) == ["numbers", "doubled"]
+    assert list(w.result.keys()) == ["numbers", "doubled"]
 
 
 def test_weave_do_rejects_mapped_only_options_on_a_plain_method() -> None:

@@ -23,6 +23,7 @@ from ._options import TaskSettings
 __all__ = [
     "RateLimiter",
     "backoff_delay",
+    "check_max_pending",
     "is_retryable",
     "run_async_attempts",
     "run_mapped",
@@ -73,6 +74,19 @@ class RateLimiter:
         delay = self.reserve()
         if delay > 0:
             time.sleep(delay)
+
+
+def check_max_pending(what: str, count: int, max_pending: int | None) -> None:
+    """Fail a mapped task (or mapped ``merge``) with more items than ``max_pending``.
+
+    Raises:
+        RuntimeError: too many items; the task fails before any item runs (as in wove 2.x).
+    """
+    if max_pending is not None and count > max_pending:
+        raise RuntimeError(
+            f"{what} has {count} items, more than max_pending={max_pending}. "
+            "Raise max_pending or map fewer items."
+        )
 
 
 def _timed_out(name: str, seconds: float) -> TimeoutError:

@@ -1,9 +1,10 @@
 """The plan built from task signatures: dependencies, mapping, cycles, unresolved names, tiers.
 
 Parameter names are the whole wiring language: a parameter named after a task receives its
-result, one named after injected data receives that value, a parameter with a default that
-matches neither keeps its default, and a mapped task has exactly one remaining parameter, which
-receives each item.
+result, one named after injected data receives that value, a parameter called ``data`` (when no
+task has that name) receives every injected value as one dict, a parameter with a default that
+matches none of these keeps its default, and a mapped task has exactly one remaining parameter,
+which receives each item.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from ._errors import DependencyCycleError, InvalidOptionError, UnresolvedSignatureError
+from ._errors import DependencyCycleError, TaskSignatureError, UnresolvedSignatureError
 
 __all__ = [
+    "ALL_DATA",
     "NOT_MAPPED",
     "ExecutionPlan",
     "Parameter",
@@ -37,6 +39,10 @@ class _NotMapped:
 
 #: Marks a task that is not mapped (``None`` could be a user's iterable by mistake).
 NOT_MAPPED: Final[Any] = _NotMapped()
+
+#: The parameter that receives all injected data as one dict (as in wove 2.x), unless a task
+#: has that name. It cannot be injected data itself.
+ALL_DATA: Final = "data"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -139,6 +145,34 @@ class ExecutionPlan:
             "tiers": [list(tier) for tier in self.tiers],
         }
 
+    def __getitem__(self, key: str) -> Any:
+        """The plan as wove 2.x exposed it: ``plan["dependencies"]``, ``plan["tiers"]``...
+
+        ``dependencies`` and ``dependents`` map each task to a ``set`` of names, ``tiers`` is a
+        list of lists and ``sorted_tasks`` a list in an order the tasks may start in.
+        """
+        if key == "dependencies":
+            return {name: set(deps) for name, deps in self.dependencies.items()}
+        if key == "dependents":
+            return {name: set(deps) for name, deps in self.dependents.items()}
+        if key == "tiers":
+            return [list(tier) for tier in self.tiers]
+        if key == "sorted_tasks":
+            return [name for tier in self.tiers for name in tier]
+        if key == "order":
+            return list(self.order)
+        raise KeyError(
+            f"execution plans have no entry {key!r}; they have 'dependencies', 'dependents', "
+            "'tiers', 'sorted_tasks' and 'order' (also as attributes, such as plan.tiers)"
+        )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``plan[key]``, or ``default`` for a key the plan does not have."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
 
 def build_plan(tasks: Mapping[str, TaskSpec], data: Mapping[str, Any]) -> ExecutionPlan:
     """Wire ``tasks`` together by parameter name and check the result can run.
@@ -146,7 +180,8 @@ def build_plan(tasks: Mapping[str, TaskSpec], data: Mapping[str, Any]) -> Execut
     Raises:
         UnresolvedSignatureError: a parameter names nothing that exists.
         DependencyCycleError: tasks that wait on each other.
-        InvalidOptionError: a mapped task without exactly one item parameter.
+        TaskSignatureError: a mapped task without exactly one item parameter, or a
+            positional-only parameter that Wove would have to fill.
     """
     dependencies: dict[str, tuple[str, ...]] = {}
     task_parameters: dict[str, tuple[str, ...]] = {}
@@ -160,7 +195,7 @@ def build_plan(tasks: Mapping[str, TaskSpec], data: Mapping[str, Any]) -> Execut
             if parameter.positional_only and (
                 parameter.name in tasks or parameter.name in data or not parameter.has_default
             ):
-                raise InvalidOptionError(
+                raise TaskSignatureError(
                     f"task {name!r}: parameter {parameter.name!r} is positional-only, but Wove "
                     "passes values by name. Remove the '/' from its signature."
                 )
@@ -168,7 +203,7 @@ def build_plan(tasks: Mapping[str, TaskSpec], data: Mapping[str, Any]) -> Execut
                 if parameter.name == name:
                     raise DependencyCycleError((name, name))
                 deps.append(parameter.name)
-            elif parameter.name in data:
+            elif parameter.name in data or parameter.name == ALL_DATA:
                 from_data.append(parameter.name)
             elif not parameter.has_default:
                 unresolved.append(parameter)
@@ -180,12 +215,12 @@ def build_plan(tasks: Mapping[str, TaskSpec], data: Mapping[str, Any]) -> Execut
             if source in tasks:
                 if source not in deps:
                     deps.append(source)
-            elif source not in data:
+            elif source not in data and source != ALL_DATA:
                 raise UnresolvedSignatureError(name, source, _available(tasks, data, name))
         if spec.is_mapped:
             if len(unresolved) != 1:
                 named = ", ".join(repr(p.name) for p in unresolved) or "none"
-                raise InvalidOptionError(
+                raise TaskSignatureError(
                     f"mapped task {name!r} needs exactly one parameter that is neither a task "
                     f"nor data to receive each item; it has {len(unresolved)} ({named}). "
                     "Rename the others after tasks or data, or give them defaults."
@@ -212,7 +247,7 @@ def build_plan(tasks: Mapping[str, TaskSpec], data: Mapping[str, Any]) -> Execut
 
 
 def _available(tasks: Iterable[str], data: Iterable[str], exclude: str) -> list[str]:
-    return [name for name in (*tasks, *data) if name != exclude]
+    return [name for name in (*tasks, *data, ALL_DATA) if name != exclude]
 
 
 def _tiers(

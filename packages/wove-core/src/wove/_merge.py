@@ -12,11 +12,11 @@ import asyncio
 import concurrent.futures
 import contextvars
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
-from ._errors import WeaveUsageError
-from ._execution import run_async_attempts, run_mapped, run_sync_attempts
+from ._errors import InvalidOptionError, WeaveUsageError
+from ._execution import check_max_pending, run_async_attempts, run_mapped, run_sync_attempts
 from ._options import TASK_OPTIONS, validate_options
 from ._scheduler import WeaveRun, active_run
 from ._threads import current_depth, get_thread_pool
@@ -42,8 +42,14 @@ def merge(func: Callable[..., Any], iterable: Iterable[Any] | None = None, **opt
     Returns:
         In an async task, an awaitable of the result; in a sync task, the result itself.
 
+    A sync ``func`` runs in a thread; if it returns an awaitable (``lambda: fetch(21)`` for an
+    async ``fetch``), that is awaited on the weave's loop and its value is the result, as in
+    wove 2.x.
+
     Raises:
         WeaveUsageError: called outside a task of a running weave.
+        InvalidOptionError: ``workers`` or ``limit_per_minute`` without an iterable.
+        RuntimeError: more items than the weave's ``max_pending``.
         RecursionError: merges nested more than ``MAX_MERGE_DEPTH`` deep.
 
     Example:
@@ -65,8 +71,9 @@ def merge(func: Callable[..., Any], iterable: Iterable[Any] | None = None, **opt
         )
     checked = validate_options(options, TASK_OPTIONS, "merge()")
     if iterable is None and ("workers" in checked or "limit_per_minute" in checked):
-        raise WeaveUsageError(
-            "merge(): workers and limit_per_minute apply only when an iterable is given"
+        raise InvalidOptionError(
+            "merge(): workers and limit_per_minute apply only when an iterable is given, "
+            "as in merge(func, items, workers=4)"
         )
     chain = _chain.get()
     label = getattr(func, "__qualname__", None) or repr(func)
@@ -107,17 +114,49 @@ async def _amerge(
         pool = get_thread_pool(settings.max_workers, settings.environment, depth)
         name = chain[-1]
         is_async = inspect.iscoroutinefunction(func)
+        items = None if iterable is None else list(iterable)
+        if items is not None:
+            check_max_pending(f"merge() of {name!r}", len(items), settings.max_pending)
         if environment.dispatcher is not None:
-            if iterable is None:
+            if items is None:
                 return await run.remote_call(name, func, {}, settings, environment, is_async)
-            items = list(enumerate(iterable))
-            return await run.remote_map(name, func, None, items, settings, environment, is_async)
-        if iterable is not None:
-            return await run_mapped(
-                name, func, list(iterable), settings, is_async=is_async, pool=pool
-            )
+            numbered = list(enumerate(items))
+            return await run.remote_map(name, func, None, numbered, settings, environment, is_async)
+        if not is_async:
+            func = _settling(func, run)
+        if items is not None:
+            return await run_mapped(name, func, items, settings, is_async=is_async, pool=pool)
         if is_async:
             return await run_async_attempts(name, func, settings)
         return await run_sync_attempts(name, func, settings, pool)
     finally:
         _chain.reset(token)
+
+
+def _settling(func: Callable[..., Any], run: WeaveRun) -> Callable[..., Any]:
+    """``func`` for a pool thread: an awaitable it returns is awaited on the weave's loop.
+
+    The thread waits for it, so ``retries`` and ``timeout`` cover it like the call itself; the
+    weave's end releases a thread still waiting.
+    """
+
+    def call(*args: Any) -> Any:
+        value = func(*args)
+        if not inspect.isawaitable(value):
+            return value
+        assert run.loop is not None
+        future = asyncio.run_coroutine_threadsafe(_await(value), run.loop)
+        run.track_blocking_merge(future)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise WeaveUsageError(
+                "merge() was still awaiting what its callable returned when its weave stopped; "
+                "its result is discarded"
+            ) from None
+
+    return call
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable

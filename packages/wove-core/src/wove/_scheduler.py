@@ -34,9 +34,9 @@ from ._delivery import (
     run_remote,
 )
 from ._environments import ResolvedEnvironment
-from ._errors import InvalidOptionError, UpstreamTaskError
-from ._execution import run_async_attempts, run_mapped, run_sync_attempts
-from ._graph import ExecutionPlan, TaskSpec
+from ._errors import UpstreamTaskError
+from ._execution import check_max_pending, run_async_attempts, run_mapped, run_sync_attempts
+from ._graph import ALL_DATA, ExecutionPlan, TaskSpec
 from ._options import TaskSettings
 from ._result import WoveResult
 from ._serializer import dumps
@@ -97,7 +97,8 @@ class WeaveRun:
         self.specs = specs
         self.settings = settings
         self.environments = environments
-        self.data = data
+        #: The injected data, and all of it as one dict for parameters named ``data``.
+        self.data = {**data, ALL_DATA: dict(data)}
         self.result = result
         self.error_mode = error_mode
         self.pool = pool
@@ -353,15 +354,11 @@ class WeaveRun:
         try:
             items = list(source)
         except TypeError:
-            raise InvalidOptionError(
+            raise TypeError(
                 f"mapped task {name!r} maps over {spec.map_source!r}, which gave "
                 f"{type(source).__name__} {source!r}; it must be iterable"
             ) from None
-        if settings.max_pending is not None and len(items) > settings.max_pending:
-            raise InvalidOptionError(
-                f"mapped task {name!r} has {len(items)} items, more than "
-                f"max_pending={settings.max_pending}. Raise max_pending or map fewer items."
-            )
+        check_max_pending(f"mapped task {name!r}", len(items), settings.max_pending)
         return items
 
     async def _drive(self, name: str, started: float, awaitable: Awaitable[Any]) -> None:

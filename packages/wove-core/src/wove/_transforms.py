@@ -44,13 +44,17 @@ def batch(items: Sequence[T], count: int) -> list[list[T]]:
     return fold(items, size)
 
 
-def undict(mapping: Mapping[K, V]) -> list[list[Any]]:
-    """Turn a mapping into ``[key, value]`` pairs, so it can be mapped over by a task."""
-    return [[key, value] for key, value in mapping.items()]
+def undict(mapping: Mapping[K, V]) -> list[tuple[K, V]]:
+    """Turn a mapping into ``(key, value)`` tuples, so a task can map over it.
+
+    The pairs are tuples, as in wove 2.x: hashable, and unpacked with ``key, value = item``.
+    """
+    return list(mapping.items())
 
 
 def redict(pairs: Iterable[Sequence[Any]]) -> dict[Any, Any]:
-    """Turn ``[key, value]`` pairs back into a dict (the inverse of :func:`undict`)."""
+    """Turn ``(key, value)`` pairs (tuples or lists) back into a dict; the inverse of
+    :func:`undict`."""
     return {pair[0]: pair[1] for pair in pairs}
 
 

@@ -8,6 +8,7 @@ plan and runs it (on a reused loop for sync blocks, on the running loop for ``as
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import inspect
 import logging
@@ -18,8 +19,15 @@ from typing import Any, Final, TypeVar, overload
 
 from ._config import WoveConfig, current_config
 from ._environments import ResolvedEnvironment, resolve_environment
-from ._errors import InvalidOptionError, UnknownOptionError, WeaveUsageError
-from ._graph import NOT_MAPPED, ExecutionPlan, TaskSpec, build_plan, is_coroutine_function
+from ._errors import InvalidOptionError, ReservedNameError, UnknownOptionError, WeaveUsageError
+from ._graph import (
+    ALL_DATA,
+    NOT_MAPPED,
+    ExecutionPlan,
+    TaskSpec,
+    build_plan,
+    is_coroutine_function,
+)
 from ._options import (
     CONFIG_KEYS,
     DEFAULT_KEYS,
@@ -43,6 +51,18 @@ logger = logging.getLogger("wove")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TASK_MARKER: Final = "__wove_task__"
+
+#: Set while ``weave()`` instantiates a ``Weave`` subclass it was given.
+_instantiating: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "wove_instantiating", default=False
+)
+
+#: Why each reserved name cannot be a task or injected data.
+_RESERVED_REASONS: Final = {
+    "final": "w.result.final is the result of the last task declared",
+    "cancelled": "w.result.cancelled is the set of tasks that did not finish",
+    ALL_DATA: "a task parameter named 'data' receives all injected values as a dict",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +124,19 @@ class Weave:
         ...     pass
         >>> w.result.final
         'Hello, Ada'
+
+    A subclass is run by ``weave()``, not instantiated by hand: ``Greeting()`` raises
+    ``TypeError``, as in wove 2.x. A subclass that defines its own ``__init__`` (to take
+    arguments) may be instantiated, and the instance passed to ``weave()``.
     """
+
+    def __init__(self) -> None:
+        if not _instantiating.get() and type(self).__init__ is Weave.__init__:
+            name = type(self).__name__
+            raise TypeError(
+                f"{name}() cannot be instantiated directly: a Weave subclass is run by passing "
+                f"the class to weave(), as in 'with weave({name}) as w:' (or 'async with')"
+            )
 
     @staticmethod
     def do(argument: Any = None, /, **options: Any) -> Any:
@@ -132,6 +164,14 @@ def _class_tasks(instance: Weave) -> list[tuple[str, Callable[..., Any], _Declar
             elif name in found:
                 del found[name]  # a subclass replaced the task with a plain attribute
     return [(name, func, declared) for name, (func, declared) in found.items()]
+
+
+def _instantiate(template: type[Any]) -> Any:
+    token = _instantiating.set(True)
+    try:
+        return template()
+    finally:
+        _instantiating.reset(token)
 
 
 class WeaveBlock:
@@ -163,7 +203,7 @@ class WeaveBlock:
         #: The plan, available once the block has ended (``None`` before).
         self.execution_plan: ExecutionPlan | None = None
         if template is not None:
-            instance = template() if isinstance(template, type) else template
+            instance = _instantiate(template) if isinstance(template, type) else template
             if not isinstance(instance, Weave):
                 raise TypeError(
                     f"weave() takes a Weave subclass or instance as its only positional "
@@ -211,9 +251,7 @@ class WeaveBlock:
         inline: bool = False,
     ) -> None:
         if name in RESERVED_NAMES:
-            raise InvalidOptionError(
-                f"task name {name!r} clashes with WoveResult.{name}; rename the function"
-            )
+            raise ReservedNameError(name, "task", _RESERVED_REASONS[name])
         if name in self._data:
             raise InvalidOptionError(
                 f"{name!r} is both injected data and a task; rename one of them"
@@ -492,10 +530,12 @@ def weave(
         delivery_timeout, delivery_idempotency_key, delivery_cancel_mode,
         delivery_heartbeat_seconds, delivery_max_in_flight, delivery_orphan_policy:
             defaults for this weave's tasks sent to other processes.
-        **data: values injected into tasks whose parameters share their names.
+        **data: values injected into tasks whose parameters share their names; a parameter
+            named ``data`` receives all of them as one dict.
 
     Raises:
         UnknownOptionError: a data name that is really an option name.
+        ReservedNameError: data named ``data``, ``final`` or ``cancelled`` (a ``NameError``).
         WeaveUsageError: a sync ``with`` inside a running event loop.
 
     Example:
@@ -519,6 +559,9 @@ def weave(
             f"be injected data either: it is {where}. To inject a value, give it another name. "
             f"Weave options: {_OPTION_DOCS}."
         )
+    kept = sorted(data.keys() & _RESERVED_REASONS.keys())
+    if kept:
+        raise ReservedNameError(kept[0], "injected data", _RESERVED_REASONS[kept[0]])
     options = {
         key: validate_option(key, value)
         for key, value in (

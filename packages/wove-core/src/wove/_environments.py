@@ -72,10 +72,10 @@ class ResolvedEnvironment:
         self.started = True
 
     def begin_start(self, run_config: dict[str, Any]) -> concurrent.futures.Future[None]:
-        """Start an out-of-process executor in the background (once) and return its future.
+        """Start an out-of-process executor on the dispatch loop (once) and return its future.
 
-        A weave kicks this off as it begins, so worker processes or connections come up while
-        its local tasks already run; each remote run awaits it before anything is submitted.
+        Weaves that need the environment at the same time share one start; a weave awaits it
+        (through :meth:`ensure_started`) before any of its tasks starts.
         """
         assert self.dispatcher is not None
         with self._lock:

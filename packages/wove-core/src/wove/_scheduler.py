@@ -122,15 +122,11 @@ class WeaveRun:
     async def run(self) -> None:
         """Run every task; in ``raise`` mode re-raise the first failure after cancelling."""
         loop = self.loop = asyncio.get_running_loop()
+        await self._start_environments()
         self._inbox = inbox_for(loop)
         token = active_run.set(self)
         try:
             self._context = contextvars.copy_context()
-            for environment in {id(e): e for e in self.environments.values()}.values():
-                if environment.dispatcher is None:
-                    await environment.ensure_started(self.run_config)
-                elif not environment.started:
-                    environment.begin_start(self.run_config)  # remote runs await it
             if self._remaining == 0:
                 return
             self._done = loop.create_future()
@@ -148,6 +144,25 @@ class WeaveRun:
                 for name in self.plan.order
                 if name not in self._results and name not in self.result._errors
             )
+
+    async def _start_environments(self) -> None:
+        """Start every environment the plan uses, side by side, before any task starts.
+
+        An environment that cannot start (an invalid ``executor_config``, a secret that is not
+        set, a plain-text endpoint off loopback, workers that do not come up...) fails the
+        weave here, whatever its ``error_mode``: nothing has run and nothing is submitted.
+        """
+        environments = list({id(e): e for e in self.environments.values()}.values())
+        if len(environments) == 1:
+            await environments[0].ensure_started(self.run_config)
+            return
+        outcomes = await asyncio.gather(
+            *(environment.ensure_started(self.run_config) for environment in environments),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def track_blocking_merge(self, future: concurrent.futures.Future[Any]) -> None:
         """Remember a merge a pool thread waits on, so the weave's end can release it."""
@@ -298,7 +313,11 @@ class WeaveRun:
         return self._after_start(environment, run_async_attempts(name, submit, retry_only))
 
     async def _after_start(self, environment: ResolvedEnvironment, work: Awaitable[T]) -> T:
-        """Await the environment's start (outside any task timeout), then the work."""
+        """Await the environment's start (outside any task timeout), then the work.
+
+        The weave started its own environments before any task; this starts the environment
+        of a ``merge()`` that names another one, and restarts one whose event stream broke.
+        """
         try:
             await environment.ensure_started(self.run_config)
         except BaseException:

@@ -68,12 +68,38 @@ def test_config_sets_process_wide_defaults() -> None:
     assert attempts_of() == 3
 
 
-def test_config_replaces_the_previous_configuration_as_a_whole() -> None:
-    wove.config(retries=2)
+def test_config_keeps_what_a_later_call_does_not_name() -> None:
+    wove.config(retries=2, default_environment="batch", environments={"batch": {}})
     wove.config(max_workers=4)
 
+    assert attempts_of() == 3
+    assert current_config().defaults == {"retries": 2, "max_workers": 4}
+    assert current_config().default_environment == "batch"
+
+
+def test_config_replaces_a_setting_a_later_call_names_again() -> None:
+    wove.config(retries=2)
+    wove.config(retries=0)
+
     assert attempts_of() == 1
-    assert "retries" not in current_config().defaults
+
+
+def test_environment_defined_again_is_replaced_not_merged_key_by_key() -> None:
+    wove.config(environments={"batch": {"retries": 2, "timeout": 5}})
+    wove.config(environments={"batch": {"retries": 1}})
+
+    batch = current_config().environments["batch"]
+    assert dict(batch.settings) == {"retries": 1}
+    assert attempts_of({"environment": "batch"}) == 2
+
+
+def test_environment_given_as_none_is_removed() -> None:
+    wove.config(environments={"batch": {}, "bulk": {}})
+    wove.config(environments={"bulk": None})  # type: ignore[dict-item]
+
+    assert set(current_config().environments) == {"batch"}
+    with pytest.raises(UnknownEnvironmentError, match="unknown environment 'bulk'"):
+        weave(environment="bulk")
 
 
 def test_builtin_defaults_apply_without_config() -> None:
@@ -112,7 +138,7 @@ def test_config_file_with_environments(tmp_path: Path) -> None:
     assert attempts_of() == 2
 
 
-def test_config_without_arguments_and_without_a_file_restores_builtins(
+def test_config_without_arguments_and_without_a_file_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wove.config(retries=3)
@@ -120,16 +146,29 @@ def test_config_without_arguments_and_without_a_file_restores_builtins(
     found = find_config_file()
     assert found is None, f"{found} sits above the temporary directory; move it to run this test"
 
-    wove.config()
+    in_force = wove.config()
 
-    assert attempts_of() == 1
+    assert in_force is current_config()
+    assert attempts_of() == 4
 
 
-def test_config_file_and_keywords_together_are_refused(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "WOVE_CONFIG = {}\n")
+def test_config_file_settings_are_applied_then_the_keywords(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "WOVE_CONFIG = {'retries': 1, 'max_workers': 3}\n")
 
-    with pytest.raises(InvalidOptionError, match="either config_file= or configuration keywords"):
-        wove.config(config_file=path, retries=1)
+    loaded = wove.config(config_file=path, retries=2)
+
+    assert loaded.source == path.resolve()
+    assert loaded.defaults == {"retries": 2, "max_workers": 3}
+
+
+def test_config_file_layers_over_the_configuration_in_force(tmp_path: Path) -> None:
+    wove.config(environments={"batch": {"retries": 1}}, timeout=5)
+    path = write_config(tmp_path, "WOVE_CONFIG = {'environments': {'bulk': {}}}\n")
+
+    loaded = wove.config(config_file=path)
+
+    assert set(loaded.environments) == {"batch", "bulk"}
+    assert loaded.defaults == {"timeout": 5.0}
 
 
 def test_missing_config_file_is_reported(tmp_path: Path) -> None:

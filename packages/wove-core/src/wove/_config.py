@@ -1,7 +1,10 @@
 """Process-wide configuration: ``wove.config()``, ``wove_config.py``, and the order settings apply.
 
-A configuration is immutable once built; ``wove.config()`` replaces the current one as a whole,
-so a weave that already resolved its settings never sees a half-applied change.
+A configuration is immutable once built. ``wove.config()`` builds a new one from the one in
+force and what the call names, as wove 2.x did: each setting it names replaces that setting,
+named environments merge (a later definition of a name replaces it; ``None`` removes it), and
+everything else is kept. A weave that already resolved its settings never sees a half-applied
+change.
 
 Environment names resolve, most specific first: the task's ``environment=``, the weave's
 ``environment=``, ``config(default_environment=)``, then ``"default"``. Settings apply closest to
@@ -40,6 +43,7 @@ __all__ = [
     "find_config_file",
     "install_config",
     "load_config_file",
+    "merge_options",
     "reset_config",
 ]
 
@@ -113,6 +117,9 @@ class WoveConfig:
 _IMPLICIT_DEFAULT: Final = EnvironmentConfig(name=DEFAULT_ENVIRONMENT)
 
 _lock = threading.Lock()
+#: Held by ``config()`` from reading the configuration in force to installing the next, so two
+#: threads configuring at once both have their settings kept.
+_update_lock = threading.Lock()
 _current = WoveConfig(environments=MappingProxyType({}), defaults=MappingProxyType({}))
 
 
@@ -197,6 +204,26 @@ def build_config(options: Mapping[str, Any], source: Path | None = None) -> Wove
     )
 
 
+def merge_options(previous: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Layer the configuration keywords ``given`` over ``previous``.
+
+    Each key replaces the previous value, except ``environments``, which merge by name: a name
+    given again is replaced by its new definition, and a name given as ``None`` is removed.
+    """
+    merged = {**previous, **given}
+    environments = given.get("environments")
+    earlier = previous.get("environments")
+    if isinstance(environments, Mapping):
+        combined = dict(earlier) if isinstance(earlier, Mapping) else {}
+        for name, spec in environments.items():
+            if spec is None:
+                combined.pop(name, None)
+            else:
+                combined[name] = spec
+        merged["environments"] = combined
+    return merged
+
+
 def find_config_file(start: Path | None = None) -> Path | None:
     """Return the nearest ``wove_config.py`` in ``start`` (default: cwd) or its parents."""
     directory = (start or Path.cwd()).resolve()
@@ -248,15 +275,21 @@ def config(
     delivery_orphan_policy: str | None = None,
     **unknown: Any,
 ) -> WoveConfig:
-    """Set the process-wide configuration, replacing the previous one.
+    """Update the process-wide configuration with the settings given.
 
-    With no arguments, load the nearest ``wove_config.py`` (from the working directory upward);
-    with ``config_file=``, load that file. Without either, keyword arguments are the configuration.
+    Each call builds on the configuration in force, as in wove 2.x: a setting it names replaces
+    that setting, ``environments`` merge by name (a name defined again is replaced, a name given
+    as ``None`` is removed), and everything it does not name is kept.
+
+    With no arguments, apply the nearest ``wove_config.py`` (from the working directory upward),
+    or change nothing if there is none. With ``config_file=``, apply that file, then any other
+    keywords given.
 
     Args:
         config_file: a Python file defining ``WOVE_CONFIG = {...}``.
         default_environment: the environment for tasks and weaves that name none.
-        environments: environment name -> ``{"executor": ..., "executor_config": {...}, ...}``.
+        environments: environment name -> ``{"executor": ..., "executor_config": {...}, ...}``,
+            or ``None`` to remove that environment.
         **defaults: execution and delivery defaults for every environment.
 
     Returns:
@@ -278,15 +311,16 @@ def config(
         for key, value in locals().items()
         if key not in ("config_file", "unknown") and value is not None
     }
-    if config_file is not None:
+    with _update_lock:
+        file = None if config_file is None else Path(config_file).resolve()
+        if file is None and not options:
+            file = find_config_file()
+            if file is None:
+                return _current
+        layered: Mapping[str, Any] = _current.options
+        if file is not None:
+            layered = merge_options(layered, load_config_file(file))
+            built = build_config(layered, source=file)  # checked alone, so errors name the file
         if options:
-            raise InvalidOptionError(
-                "pass either config_file= or configuration keywords to wove.config(), not both"
-            )
-        path = Path(config_file).resolve()
-        return _install(build_config(load_config_file(path), source=path))
-    if not options:
-        found = find_config_file()
-        if found is not None:
-            return _install(build_config(load_config_file(found), source=found))
-    return _install(build_config(options))
+            built = build_config(merge_options(layered, options), source=file)
+        return _install(built)

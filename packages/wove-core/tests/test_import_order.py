@@ -20,7 +20,8 @@ import wove
 #: does not list sit where their imports put them: ``_result``, ``_threads`` and ``_transforms``
 #: need only ``_errors``; ``_execution`` needs ``_options``; ``plugins`` is imported by
 #: ``_registry``; the workers sit beside ``_registry``; ``_report`` reads ``_scheduler``;
-#: ``_fork`` belongs to ``_weave``; ``testing`` is built on the public API.
+#: ``_fork`` belongs to ``_weave``; ``testing`` is built on the public API; ``helpers`` and
+#: ``errors`` only re-export names under the module paths wove 2.x used.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("_errors", "_install"),
     ("_frames", "_security", "_options", "_serializer", "_result", "_threads", "_transforms"),
@@ -39,7 +40,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("_graph", "_scheduler", "_report", "_backend"),
     ("_weave", "_merge"),
-    ("__init__", "__main__", "_cli", "_fork_child", "testing", "network", "backends"),
+    (
+        "__init__",
+        "__main__",
+        "_cli",
+        "_fork_child",
+        "testing",
+        "network",
+        "backends",
+        "helpers",
+        "errors",
+    ),
 )
 
 #: Executors, workers and the callback server must never reach these, even indirectly.

@@ -1,30 +1,16 @@
-"""Fresh process-wide state for every test, and worker services run as real processes.
-
-A :class:`Service` is ``python -m wove worker http --bind 127.0.0.1:0 ...`` in its own process.
-It is started once per module and, because some conformance tests end the worker process on
-purpose (``os._exit`` inside a task), a watcher thread restarts it on the same port whenever
-it dies; the executor retries refused connections for ``connect_timeout`` seconds meanwhile.
-"""
+"""Fresh process-wide state for every test, and worker services run as real processes (see
+:mod:`worker_services`, which wove-https's tests share)."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-import trustme
 
 from wove._config import reset_config
 from wove._environments import reset_environments
 
-SECRET_VARIABLE = "WOVE_TEST_SECRET"
-# The test process and every service it starts share this secret.
-os.environ.setdefault(SECRET_VARIABLE, secrets.token_hex(32))
+from .worker_services import SECRET_VARIABLE, Service, issue_certificates, tls_service
 
 
 @pytest.fixture(autouse=True)
@@ -34,71 +20,6 @@ def fresh_configuration() -> Iterator[None]:
     yield
     reset_config()
     reset_environments()
-
-
-class Service:
-    """One ``wove worker <name>`` process, restarted on the same port if it dies."""
-
-    def __init__(self, arguments: Sequence[str], name: str = "http") -> None:
-        self._arguments = list(arguments)
-        self._name = name
-        self._lock = threading.Lock()
-        self._closed = False
-        self.url = ""
-        self.restarts = 0
-        self.process = self._spawn("127.0.0.1:0")
-        self._watcher = threading.Thread(target=self._watch, daemon=True)
-        self._watcher.start()
-
-    def _spawn(self, bind: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "wove", "worker", self._name, "--bind", bind, *self._arguments],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        prefix = f"wove worker {self._name} listening on "
-        if not line.startswith(prefix):
-            process.kill()
-            process.wait()
-            _close_output(process)
-            raise RuntimeError(f"the service did not start: {line!r}")
-        self.url = line.removeprefix(prefix)
-        return process
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def _watch(self) -> None:
-        while True:
-            process = self.process
-            process.wait()
-            _close_output(process)
-            with self._lock:
-                if self._closed:
-                    return
-                self.restarts += 1
-                self.process = self._spawn(f"127.0.0.1:{self.port}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            process = self.process
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        self._watcher.join(timeout=10)
-        _close_output(process)
-
-
-def _close_output(process: subprocess.Popen[str]) -> None:
-    if process.stdout is not None and not process.stdout.closed:
-        process.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -111,34 +32,12 @@ def http_service() -> Iterator[Service]:
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate."""
-    folder: Path = tmp_path_factory.mktemp("tls")
-    authority = trustme.CA()
-    server = authority.issue_cert("127.0.0.1", "localhost")
-    client = authority.issue_cert("wove-client@example.invalid")
-    paths = {
-        "ca": folder / "ca.pem",
-        "cert": folder / "server.pem",
-        "key": folder / "server.key",
-        "client": folder / "client.pem",
-    }
-    authority.cert_pem.write_to_path(str(paths["ca"]))
-    server.cert_chain_pems[0].write_to_path(str(paths["cert"]))
-    server.private_key_pem.write_to_path(str(paths["key"]))
-    client.private_key_and_cert_chain_pem.write_to_path(str(paths["client"]))
-    return {key: str(value) for key, value in paths.items()}
+    return issue_certificates(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
 def https_service(certificates: dict[str, str]) -> Iterator[Service]:
-    service = Service(
-        [
-            "--security",
-            f"env:{SECRET_VARIABLE}",
-            "--tls-cert",
-            certificates["cert"],
-            "--tls-key",
-            certificates["key"],
-        ]
-    )
+    """``wove worker http`` serving TLS (``wove worker https`` is wove-https's)."""
+    service = tls_service(certificates)
     yield service
     service.close()

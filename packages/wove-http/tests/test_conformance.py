@@ -11,7 +11,7 @@ from wove._security import Security
 from wove.testing import RemoteExecutorConformance
 from wove_http import HttpExecutor
 
-from .conftest import SECRET_VARIABLE, Service
+from .worker_services import SECRET_VARIABLE, Service
 
 
 class _HttpConformance(RemoteExecutorConformance):

@@ -1,5 +1,7 @@
 """The http executor through real weaves against a real ``wove worker http`` process: the
-configuration it accepts and refuses, TLS, and what it does with a service that refuses."""
+configuration it accepts and refuses, TLS, and what it does with a service that refuses.
+
+The ``https`` executor and ``wove worker https`` are wove-https's, and tested there."""
 
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ from wove import InvalidOptionError
 from wove._errors import UnknownOptionError
 from wove_http import HttpExecutor
 
-from .conftest import SECRET_VARIABLE, Service
+from .worker_services import SECRET_VARIABLE, Service, tls_service
 
 
-def _configure(executor_config: dict[str, Any], executor: str = "http") -> None:
-    wove.config(environments={"remote": {"executor": executor, "executor_config": executor_config}})
+def _configure(executor_config: dict[str, Any]) -> None:
+    wove.config(environments={"remote": {"executor": "http", "executor_config": executor_config}})
 
 
 def _run_one() -> int:
@@ -73,13 +75,6 @@ def test_unknown_key_is_an_error():
         _run_one()
 
 
-def test_https_executor_requires_an_https_url():
-    _configure({"url": "http://127.0.0.1:9"}, executor="https")
-
-    with pytest.raises(ValueError, match="https:// url"):
-        _run_one()
-
-
 def test_wrong_secret_fails_the_task_with_the_services_refusal(
     http_service: Service, monkeypatch: pytest.MonkeyPatch
 ):
@@ -102,35 +97,8 @@ def test_tls_with_a_private_ca(https_service: Service, certificates: dict[str, s
     assert _run_one() == https_service.process.pid
 
 
-def test_https_executor_against_the_https_service(
-    https_service: Service, certificates: dict[str, str]
-):
-    _configure(
-        {
-            "url": https_service.url.replace("127.0.0.1", "localhost"),
-            "security": f"env:{SECRET_VARIABLE}",
-            "ca_file": certificates["ca"],
-        },
-        executor="https",
-    )
-
-    assert _run_one() == https_service.process.pid
-
-
 def test_mutual_tls(certificates: dict[str, str]):
-    service = Service(
-        [
-            "--security",
-            f"env:{SECRET_VARIABLE}",
-            "--tls-cert",
-            certificates["cert"],
-            "--tls-key",
-            certificates["key"],
-            "--tls-client-ca",
-            certificates["ca"],
-        ],
-        name="https",
-    )
+    service = tls_service(certificates, "--tls-client-ca", certificates["ca"])
     try:
         with_cert = {
             "url": service.url,
@@ -138,13 +106,11 @@ def test_mutual_tls(certificates: dict[str, str]):
             "ca_file": certificates["ca"],
             "cert_file": certificates["client"],
         }
-        _configure(with_cert, executor="https")
+        _configure(with_cert)
         assert _run_one() == service.process.pid
 
         without = {key: value for key, value in with_cert.items() if key != "cert_file"}
-        wove.config(
-            environments={"remote": {"executor": "https", "executor_config": without}},
-        )
+        _configure(without)
         # The service refuses the handshake; the run fails instead of running.
         with pytest.raises(wove.WoveError):
             _run_one()

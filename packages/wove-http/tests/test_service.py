@@ -22,7 +22,7 @@ from wove._frames import RunTask, new_run_id
 from wove._security import LineCodec, Security
 from wove._serializer import dumps, loads
 
-from .conftest import SECRET_VARIABLE, Service
+from .worker_services import SECRET_VARIABLE, Service
 
 
 def _security() -> Security:
@@ -189,19 +189,6 @@ def test_non_loopback_bind_without_security_is_refused():
     assert done.returncode == 2
     assert "without --security" in done.stderr
     assert done.stdout == ""
-
-
-def test_https_command_requires_a_certificate():
-    done = subprocess.run(
-        [sys.executable, "-m", "wove", "worker", "https", "--bind", "127.0.0.1:0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert done.returncode == 2
-    assert "--tls-cert" in done.stderr
 
 
 def test_sigterm_stops_the_service_cleanly():

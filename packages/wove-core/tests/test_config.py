@@ -95,7 +95,7 @@ def test_environment_defined_again_is_replaced_not_merged_key_by_key() -> None:
 
 def test_environment_given_as_none_is_removed() -> None:
     wove.config(environments={"batch": {}, "bulk": {}})
-    wove.config(environments={"bulk": None})  # type: ignore[dict-item]
+    wove.config(environments={"bulk": None})
 
     assert set(current_config().environments) == {"batch"}
     with pytest.raises(UnknownEnvironmentError, match="unknown environment 'bulk'"):

@@ -219,7 +219,7 @@ def merge_options(previous: Mapping[str, Any], given: Mapping[str, Any]) -> dict
             if spec is None:
                 combined.pop(name, None)
             else:
-                combined[name] = spec
+                combined[name] = dict(spec) if isinstance(spec, Mapping) else spec
         merged["environments"] = combined
     return merged
 
@@ -256,7 +256,7 @@ def config(
     *,
     config_file: str | os.PathLike[str] | None = None,
     default_environment: str | None = None,
-    environments: Mapping[str, Mapping[str, Any]] | None = None,
+    environments: Mapping[str, Mapping[str, Any] | None] | None = None,
     max_workers: int | None = None,
     retries: int | None = None,
     retry_backoff: float | None = None,
@@ -311,15 +311,16 @@ def config(
         for key, value in locals().items()
         if key not in ("config_file", "unknown") and value is not None
     }
+    file = None if config_file is None else Path(config_file).resolve()
+    if file is None and not options:
+        file = find_config_file()
+        if file is None:
+            return _current
+    from_file = None if file is None else load_config_file(file)  # user code: run unlocked
     with _update_lock:
-        file = None if config_file is None else Path(config_file).resolve()
-        if file is None and not options:
-            file = find_config_file()
-            if file is None:
-                return _current
         layered: Mapping[str, Any] = _current.options
-        if file is not None:
-            layered = merge_options(layered, load_config_file(file))
+        if from_file is not None:
+            layered = merge_options(layered, from_file)
             built = build_config(layered, source=file)  # checked alone, so errors name the file
         if options:
             built = build_config(merge_options(layered, options), source=file)

@@ -48,10 +48,13 @@ class Env:
     def pip(self, *args: str | Path) -> str:
         return run(self.python, "-m", "pip", *args, "--disable-pip-version-check")
 
-    def install(self, *requirements: str | Path) -> str:
-        return self.pip(
-            "install", "--quiet", "--pre", "--find-links", self.find_links, *requirements
-        )
+    def install(self, *requirements: str | Path, reinstall: bool = False) -> str:
+        options: list[str | Path] = ["--quiet", "--pre"]
+        if self.find_links is not None:
+            options += ["--find-links", self.find_links]
+        if reinstall:
+            options += ["--force-reinstall", "--no-deps"]
+        return self.pip("install", *options, *requirements)
 
     def wove(self, *args: str, check: bool = True) -> str:
         return run(self.path / "bin" / "wove", *args, cwd=self.path, check=check)

@@ -355,8 +355,8 @@ def test_a_ten_megabyte_argument_gets_through(standin: k8s_standin.StandIn) -> N
     with weave(environment="k8s", delivery_timeout=HANG_GUARD) as w:
 
         @w.do
-        def digest(data: bytes = blob) -> str:
-            return hashlib.sha256(data).hexdigest()
+        def digest(payload: bytes = blob) -> str:
+            return hashlib.sha256(payload).hexdigest()
 
     assert w.result.digest == hashlib.sha256(blob).hexdigest()
 
@@ -372,8 +372,8 @@ def test_payload_modes_put_the_payload_or_a_reference_in_the_secret(
     with weave(environment="k8s", delivery_timeout=HANG_GUARD) as w:
 
         @w.do(delivery_idempotency_key=key)
-        def length(data: str = text) -> int:
-            return len(data)
+        def length(payload: str = text) -> int:
+            return len(payload)
 
     assert w.result.length == len(text)
     secret = read_secret(api, key)

@@ -35,7 +35,7 @@ def check_redis_client(environment: EnvironmentConfig) -> Iterable[str]:
     wanted = _kombu_redis_requirement()
     if wanted is None:
         return []
-    from packaging.requirements import Requirement  # kombu depends on packaging
+    from packaging.requirements import Requirement
 
     specifier = Requirement(wanted).specifier
     if specifier.contains(installed, prereleases=True):

@@ -62,10 +62,21 @@ def make_venv(path: Path) -> Path:
 
 
 def build_wheels(destination: Path, builder: Path) -> list[Path]:
-    """Build every ``packages/*`` distribution's wheel with ``builder``'s pip; return them."""
+    """Build every ``packages/*`` distribution's wheel; return them.
+
+    With uv (the workspace environment has it) the isolated build environments come from its
+    cache; otherwise ``builder``'s pip builds them.
+    """
     packages = sorted(p for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists())
+    try:
+        import uv
+    except ImportError:
+        uv = None
     for package in packages:
-        run(builder, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", destination, package)
+        if uv is not None:
+            run(uv.find_uv_bin(), "build", "--quiet", "--wheel", "--out-dir", destination, package)
+        else:
+            run(builder, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", destination, package)
     built = sorted(destination.glob("*.whl"))
     assert len(built) == len(packages), built
     return built

@@ -75,6 +75,24 @@ def test_every_distribution_builds_a_wheel_with_py_typed(wheels: list[Path]) -> 
             assert any(member.endswith("/py.typed") for member in members), wheel.name
 
 
+def test_wove_core_wheel_carries_a_complete_fallback_copy(wheels: list[Path]) -> None:
+    """The copy an old ``wove`` uninstall cannot reach must be the whole package, byte for byte."""
+    core = next(wheel for wheel in wheels if wheel.name.startswith("wove_core-"))
+    with zipfile.ZipFile(core) as archive:
+        regular = {
+            name: archive.read(name) for name in archive.namelist() if name.startswith("wove/")
+        }
+        fallback = {
+            name.removeprefix("_wove_core_fallback/"): archive.read(name)
+            for name in archive.namelist()
+            if name.startswith("_wove_core_fallback/")
+        }
+        pth = archive.read("_wove_core_fallback.pth").decode()
+    assert "wove/__init__.py" in regular
+    assert fallback == regular
+    assert pth.split() == ["_wove_core_fallback"]
+
+
 def test_weave_runs_from_the_installed_wheels(installed: Path, tmp_path: Path) -> None:
     output = _run(installed / "bin" / "python", "-c", WEAVE_SCRIPT, cwd=tmp_path)
     location, doubled = output.strip().splitlines()

@@ -754,3 +754,42 @@ def test_plugin_error_defined_in_a_function_survives_cloudpickle() -> None:
 
     assert same_error(copy, error)
     assert isinstance(copy, LookupError)
+
+
+def test_unknown_executor_is_a_value_error_as_in_2x():
+    wove.config(environments={"far": {"executor": "pigeon-that-no-plugin-offers"}})
+
+    def run_far_task() -> None:
+        with weave() as w:
+
+            @w.do(environment="far")
+            def task():
+                return 1
+
+    with pytest.raises(ValueError, match="pip install wove-pigeon-that-no-plugin-offers"):
+        run_far_task()
+
+
+def test_environment_execution_error_keeps_the_2x_payload_view():
+    error = wove.EnvironmentExecutionError(
+        "boom", kind="ValueError", remote_traceback="Traceback ...", retryable=False
+    )
+
+    assert error.payload == {
+        "kind": "ValueError",
+        "message": "boom",
+        "traceback": "Traceback ...",
+        "retryable": False,
+        "source": "task",
+    }
+
+
+def test_duplicate_job_error_shows_its_public_path_and_pickles():
+    from wove.backends import DuplicateJobError
+
+    error = DuplicateJobError("job 'x' exists")
+
+    assert (
+        f"{type(error).__module__}.{type(error).__qualname__}" == "wove.backends.DuplicateJobError"
+    )
+    assert str(pickle.loads(pickle.dumps(error))) == "job 'x' exists"

@@ -115,6 +115,10 @@ class DuplicateJobError(WoveError, RuntimeError):
     of one it already holds under the same job id (the same idempotency key)."""
 
 
+# Tracebacks and pickles name the public path from the moment the error is raised.
+DuplicateJobError.__module__ = "wove.backends"
+
+
 @dataclasses.dataclass(frozen=True)
 class JobStatus:
     """What the backend says about a job.

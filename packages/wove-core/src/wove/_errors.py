@@ -18,7 +18,7 @@ The hierarchy::
      ├── DeliveryOrphanedError     (RuntimeError) the worker running a task went away
      ├── FrameRejectedError        (PermissionError) a frame whose signature, age or nonce fails
      ├── RunNotClaimedError        (RuntimeError) a backend payload whose run started elsewhere
-     ├── MissingExecutorPluginError(LookupError)  an executor name that no installed plugin provides
+     ├── MissingExecutorPluginError(LookupError, ValueError) an executor name no plugin provides
      ├── MissingDispatchFeatureError(ImportError+) cloudpickle is needed and not installed
      ├── MissingCallbackFeatureError(ImportError) aiohttp (the callback server) is not installed
      └── PluginError               (RuntimeError) a plugin that cannot load or breaks the rules
@@ -231,6 +231,17 @@ class EnvironmentExecutionError(WoveError, RuntimeError):
             return f"{text}\n\nRemote traceback:\n{self.remote_traceback.rstrip()}"
         return text
 
+    @property
+    def payload(self) -> dict[str, object]:
+        """The normalized error as wove 2.x exposed it, for code written against 2.x."""
+        return {
+            "kind": self.kind,
+            "message": str(self.args[0]) if self.args else "",
+            "traceback": self.remote_traceback,
+            "retryable": self.retryable,
+            "source": self.source,
+        }
+
 
 class FrameRejectedError(WoveError, PermissionError):
     """A frame or payload that failed verification: no or wrong signature, too old, replayed.
@@ -256,8 +267,12 @@ class DeliveryOrphanedError(WoveError, RuntimeError):
     """The worker running a task disappeared (missed heartbeats, closed pipe, dead job)."""
 
 
-class MissingExecutorPluginError(WoveError, LookupError):
-    """An environment names an executor that no installed plugin provides."""
+class MissingExecutorPluginError(WoveError, LookupError, ValueError):
+    """An environment names an executor that no installed plugin provides.
+
+    Also a ``ValueError``: wove 2.x raised one for an unknown executor name, and ``except``
+    clauses written for it keep working.
+    """
 
     def __init__(self, executor_name: str, environment: str, installed: Iterable[str]) -> None:
         self.executor_name = executor_name

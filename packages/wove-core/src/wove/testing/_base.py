@@ -205,8 +205,9 @@ def stop_environments(*names: str, timeout: float = 30.0) -> None:
     """Stop the executors of the named environments in the configuration in force, and wait,
     so no worker connection, client or callback server outlives a test.
 
-    A weave may have begun starting an executor in the background and ended before anything
-    awaited it, so a start still in flight is waited out first. Names that are not configured
+    A start runs on the dispatch loop, shared by every weave that needs the environment, and can
+    outlive a weave that was interrupted while it waited, so a start still in flight is waited
+    out first. Names that are not configured
     (a configuration the test meant to be refused) and environments never started are skipped.
     """
     for name in names:

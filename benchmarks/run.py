@@ -28,9 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKLOADS = HERE / "workloads.py"
-ENGINE_SOURCES = [
-    ROOT / "packages" / name / "src" for name in ("wove-core", "wove-stdio")
-]
+ENGINE_SOURCES = [ROOT / "packages" / name / "src" for name in ("wove-core", "wove-stdio")]
 PEER_VERSION = "2.0.3"
 #: The dispatch extra brings cloudpickle, which 2.0.3's stdio executor needs.
 PEER_REQUIREMENT = f"wove[dispatch]=={PEER_VERSION}"

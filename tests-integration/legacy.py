@@ -15,6 +15,7 @@ from pathlib import Path
 __all__ = [
     "LEGACY_VERSION",
     "ROOT",
+    "WEAVE_SCRIPT",
     "build_wheels",
     "clean_environ",
     "download_legacy_wheel",
@@ -23,6 +24,26 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: A weave that a user would run first: injected data, a mapped async task. It prints where
+#: ``wove`` was imported from, then the mapped results (``[20, 22, 24]``).
+WEAVE_SCRIPT = """
+import wove
+from wove import weave
+
+with weave(base=10) as w:
+    @w.do
+    def numbers(base):
+        return [base + i for i in range(3)]
+
+    @w.do("numbers")
+    async def doubled(n):
+        return 2 * n
+
+print(wove.__file__)
+print(w.result.doubled)
+"""
+
 
 #: The last 2.x release: the one 2.x users upgrade from.
 LEGACY_VERSION = "2.0.3"

@@ -13,27 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from legacy import make_venv
+from legacy import WEAVE_SCRIPT, make_venv
 from legacy import run as _run
 
 pytestmark = pytest.mark.timeout(600)
-
-WEAVE_SCRIPT = """
-import wove
-from wove import weave
-
-with weave(base=10) as w:
-    @w.do
-    def numbers(base):
-        return [base + i for i in range(3)]
-
-    @w.do("numbers")
-    async def doubled(n):
-        return 2 * n
-
-print(wove.__file__)
-print(w.result.doubled)
-"""
 
 
 @pytest.fixture(scope="module")

@@ -14,26 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from legacy import ROOT, make_venv, run
+from legacy import ROOT, WEAVE_SCRIPT, make_venv, run
 
 pytestmark = pytest.mark.timeout(900)
-
-WEAVE_SCRIPT = """
-import wove
-from wove import weave
-
-with weave(base=10) as w:
-    @w.do
-    def numbers(base):
-        return [base + i for i in range(3)]
-
-    @w.do("numbers")
-    async def doubled(n):
-        return 2 * n
-
-print(wove.__file__)
-print(w.result.doubled)
-"""
 
 
 class Env:

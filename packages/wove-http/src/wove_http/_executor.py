@@ -50,6 +50,13 @@ NDJSON: Final = "application/x-ndjson"
 _EVENTS: Final = (TaskStarted, TaskResult, TaskError, TaskCancelled, Heartbeat, LogRecord)
 #: Extra pooled connections beyond ``max_in_flight``, so a cancel never waits for a free slot.
 _CANCEL_CONNECTIONS: Final = 4
+#: Failures of a POST that got no answer (no status line): retried like a refused connect.
+_UNANSWERED_ERRORS: Final = (
+    httpx.ConnectError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 #: Queued by ``stop()`` to wake and end every pending ``recv()``.
 _STOPPED: Final = cast("Frame", object())
 
@@ -242,10 +249,12 @@ class HttpExecutor(Executor):
         delay = 0.05
         try:
             while True:
+                answered = False
                 try:
                     async with client.stream(
                         "POST", f"{self._base}/runs", content=line
                     ) as response:
+                        answered = True
                         if response.status_code != 200:
                             body = (await response.aread()).decode(errors="replace").strip()
                             self._fail(
@@ -256,9 +265,14 @@ class HttpExecutor(Executor):
                             return
                         await self._read_events(response, run_id, runs, settings)
                     break
-                except httpx.ConnectError as error:
-                    # Nothing reached the service; retry while it may be (re)starting, but
-                    # not a TLS failure, which a retry cannot fix.
+                except _UNANSWERED_ERRORS as error:
+                    # No answer yet: nothing ran, or the service died with the run (the same
+                    # signed line cannot run twice on one service: its replay cache refuses
+                    # it). A pooled connection to a service that died fails this way too.
+                    # Retry while the service may be (re)starting, but not a TLS failure,
+                    # which a retry cannot fix.
+                    if answered:
+                        raise
                     if _is_tls_failure(error) or time.monotonic() + delay > deadline:
                         self._fail(
                             run_id,

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 from wove.network import DEFAULT_MAX_BODY_BYTES, ServiceSessions
-from wove.plugins import FrameRejectedError, RunTask, Security
+from wove.plugins import Frame, FrameRejectedError, RunTask, Security
 
 __all__ = ["WorkerApp", "create_app"]
 
@@ -126,9 +126,15 @@ class WorkerApp:
         async def route(line: bytes) -> None:
             queue.put_nowait(line)
 
+        async def answer(frame: Frame) -> None:
+            # The status line goes out before the run starts: a client that never got one
+            # knows the run did not start here and may send it again.
+            if isinstance(frame, RunTask):
+                await send({"type": "http.response.start", "status": 200, "headers": _NDJSON})
+
         sessions = self.sessions
         try:
-            frame = await sessions.submit(body, route)
+            frame = await sessions.submit(body, route, accepted=answer)
         except FrameRejectedError as error:
             message = str(error)
             status = 400 if _is_malformed(message) else 401
@@ -159,7 +165,6 @@ class WorkerApp:
 
         watcher = asyncio.get_running_loop().create_task(watch())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": _NDJSON})
             ended = False
             while not ended:
                 lines = [await queue.get()]

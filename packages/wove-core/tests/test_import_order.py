@@ -18,15 +18,17 @@ import wove
 
 #: STYLE.md's order, left (imported by everything) to right (imports everything). Modules STYLE.md
 #: does not list sit where their imports put them: ``_result``, ``_threads`` and ``_transforms``
-#: need only ``_errors``; ``_execution`` needs ``_options``; ``plugins`` is imported by
-#: ``_registry``; the workers sit beside ``_registry``; ``_report`` reads ``_scheduler``;
-#: ``_fork`` belongs to ``_weave``; ``testing`` is built on the public API; ``helpers`` and
+#: need only ``_errors``; ``_execution`` needs ``_options``; ``_hooks`` (the hook markers and
+#: specs) is imported by ``_registry``; the workers sit beside ``_registry``; ``_report`` reads
+#: ``_scheduler``; ``_fork`` belongs to ``_weave``. The SDK modules sit at the end with
+#: ``__init__``: ``plugins``, ``backends``, ``network`` and ``worker`` re-export what private
+#: modules define, and ``testing`` holds the kits, built on everything before it; ``helpers`` and
 #: ``errors`` only re-export names under the module paths wove 2.x used.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("_errors", "_install"),
     ("_frames", "_security", "_options", "_serializer", "_result", "_threads", "_transforms"),
     ("_fork",),
-    ("_config", "_executor", "_delivery", "_callback_server", "plugins", "_execution"),
+    ("_config", "_executor", "_delivery", "_callback_server", "_hooks", "_execution"),
     (
         "_registry",
         "_local",
@@ -45,9 +47,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "__main__",
         "_cli",
         "_fork_child",
-        "testing",
-        "network",
+        "plugins",
         "backends",
+        "network",
+        "worker",
+        "testing",
         "helpers",
         "errors",
     ),

@@ -67,16 +67,28 @@ def test_import_wove_does_not_import_the_kit_or_pytest() -> None:
     assert completed.stdout.decode().split() == ["False", "False"]
 
 
-def test_kit_exports_only_the_suite() -> None:
+def test_kit_exports_the_suites_and_the_helpers_for_plugin_tests() -> None:
     assert wove.testing.__all__ == [
         "BackendExecutorConformance",
         "ExecutorConformance",
-        "FlakyProxy",
         "PluginConformance",
         "RemoteExecutorConformance",
-        "free_port",
+        "executor_of",
+        "reset_state",
         "stop_environments",
+        "FlakyProxy",
+        "free_port",
+        "append_line",
+        "async_blocker",
+        "attempt_counter",
+        "blocker",
+        "max_overlap",
+        "waiter",
     ]
+    assert wove.testing.blocker is blocker
+    assert sorted(dir(wove.testing)) == sorted(wove.testing.__all__)
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        _ = wove.testing.Nope
 
 
 def test_task_bodies_run_where_pytest_cannot_be_imported(tmp_path: Path) -> None:

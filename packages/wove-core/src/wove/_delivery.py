@@ -65,6 +65,7 @@ __all__ = [
     "resolve_idempotency_key",
     "run_remote",
     "stop_dispatchers",
+    "submit_to_dispatch_loop",
 ]
 
 logger = logging.getLogger("wove.delivery")
@@ -113,6 +114,26 @@ class _DispatchLoop:
 
 
 dispatch_loop: Final = _DispatchLoop()
+
+
+def submit_to_dispatch_loop(coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Schedule ``coroutine`` on the dispatch loop, where out-of-process executors live.
+
+    Use it for objects bound to the event loop that created them, such as a backend client
+    handed to an environment in its ``executor_config``: create them here so the executor can
+    use them. Call it from any thread; code already running on the dispatch loop awaits the
+    coroutine instead, since waiting there for the future would block the loop.
+
+    Returns:
+        A :class:`concurrent.futures.Future` with the coroutine's result.
+
+    Example:
+        >>> async def answer() -> int:
+        ...     return 42
+        >>> submit_to_dispatch_loop(answer()).result(timeout=10)
+        42
+    """
+    return dispatch_loop.run(coroutine)
 
 
 class InFlightLimit:

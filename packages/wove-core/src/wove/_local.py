@@ -9,7 +9,7 @@ every other executor is: wove-core's own ``wove.executors`` entry point names th
 from __future__ import annotations
 
 from ._executor import Executor, InProcessExecutor
-from .plugins import RegisterExecutor, hookimpl
+from ._hooks import RegisterExecutor, hookimpl
 
 __all__ = ["LocalExecutor", "register_executors"]
 

@@ -34,7 +34,7 @@ import pluggy
 
 from ._errors import DuplicatePluginError, MissingExecutorPluginError, PluginError, install_line
 from ._executor import EXECUTOR_KINDS, Executor
-from .plugins import PROJECT_NAME, WoveHookSpecs
+from ._hooks import PROJECT_NAME, WoveHookSpecs
 
 if TYPE_CHECKING:
     import argparse

@@ -2,6 +2,9 @@
 
 Executor plugins for HTTP, gRPC, WebSocket or any other transport import these instead of
 writing their own endpoint checks, TLS contexts or service-side routing.
+
+Part of the plugin SDK (see :mod:`wove.plugins`): every name in ``__all__`` follows semantic
+versioning, and a name that is going away warns for at least one minor release first.
 """
 
 from __future__ import annotations

@@ -1,11 +1,18 @@
-"""The hooks a Wove plugin implements, the markers it implements them with, and everything
-else an executor plugin needs: the executor base classes, the wire frames and the codec and
-signing that protect them.
+"""The SDK for executor plugins: hooks and registration, the executor contract, the wire, and
+the security and value serialization a process or network executor needs.
 
 A plugin is a module named by an entry point in the ``wove.executors`` group, under its executor
 name. Importing it must be cheap: it holds ``@hookimpl`` functions and metadata, and imports its
 backend library only inside the ``load`` callable it registers. Each hook receives a ``register``
 callback rather than returning a list, so Wove owns duplicate checks and ordering.
+
+The SDK is five modules, each name in exactly one of them: this one, :mod:`wove.backends` (the
+backend adapter base), :mod:`wove.network` (network clients and worker services),
+:mod:`wove.worker` (the worker side) and :mod:`wove.testing` (the kits). Every name in their
+``__all__`` follows semantic versioning: it changes incompatibly only in a major release, and a
+name that is going away keeps working, with a ``DeprecationWarning`` naming the version and its
+replacement, for at least one minor release. Modules named ``wove._*`` are private and may change
+in any release. See the "Plugin SDK" page of the documentation.
 
 Example:
     ``wove_celery/plugin.py``::
@@ -24,11 +31,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol
-
-import pluggy
-
 from ._config import EnvironmentConfig
+from ._delivery import submit_to_dispatch_loop
 from ._errors import FrameRejectedError
 from ._executor import EXECUTOR_KINDS, Executor, ExecutorKind, InProcessExecutor
 from ._frames import (
@@ -48,12 +52,20 @@ from ._frames import (
     decode_msgpack,
     encode_json,
     encode_msgpack,
+    new_run_id,
 )
+from ._hooks import (
+    PROJECT_NAME,
+    RegisterCommand,
+    RegisterDiagnostic,
+    RegisterExecutor,
+    WoveHookSpecs,
+    hookimpl,
+    hookspec,
+)
+from ._registry import PluginCommand, PluginDiagnostic, PluginInfo, Registry, get_registry
 from ._security import LineCodec, Security, is_loopback_host, security_from_config
-
-if TYPE_CHECKING:
-    import argparse
-    from collections.abc import Callable, Iterable, Sequence
+from ._serializer import dumps, loads
 
 __all__ = [
     # hooks
@@ -64,12 +76,19 @@ __all__ = [
     "RegisterCommand",
     "RegisterDiagnostic",
     "WoveHookSpecs",
-    # what an executor implements and is configured with
+    # discovery: what the installed plugins offer
+    "PluginCommand",
+    "PluginDiagnostic",
+    "PluginInfo",
+    "Registry",
+    "get_registry",
+    # what an executor implements, is configured with, and runs on
     "EXECUTOR_KINDS",
     "EnvironmentConfig",
     "Executor",
     "ExecutorKind",
     "InProcessExecutor",
+    "submit_to_dispatch_loop",
     # the wire
     "CancelTask",
     "Delivery",
@@ -87,74 +106,14 @@ __all__ = [
     "decode_msgpack",
     "encode_json",
     "encode_msgpack",
+    "new_run_id",
     # security
     "FrameRejectedError",
     "LineCodec",
     "Security",
     "is_loopback_host",
     "security_from_config",
+    # values across the boundary (the ``dispatch`` serializer)
+    "dumps",
+    "loads",
 ]
-
-#: The pluggy project name; Wove's hooks never mix with another project's.
-PROJECT_NAME: Final = "wove"
-
-hookspec: Final = pluggy.HookspecMarker(PROJECT_NAME)
-hookimpl: Final = pluggy.HookimplMarker(PROJECT_NAME)
-
-
-class RegisterExecutor(Protocol):
-    """Offer one executor: its name, kind, required modules and a callable returning its class."""
-
-    def __call__(
-        self,
-        *,
-        name: str,
-        kind: ExecutorKind,
-        load: Callable[[], type[Executor]],
-        requires: Sequence[str] = (),
-        description: str = "",
-    ) -> None: ...
-
-
-class RegisterCommand(Protocol):
-    """Offer a ``wove worker <name>`` command: ``configure`` adds its arguments, ``run`` runs it."""
-
-    def __call__(
-        self,
-        *,
-        name: str,
-        help: str,
-        configure: Callable[[argparse.ArgumentParser], None],
-        run: Callable[[argparse.Namespace], int],
-    ) -> None: ...
-
-
-class RegisterDiagnostic(Protocol):
-    """Offer a ``wove doctor`` check returning problems (empty when fine) for an environment.
-
-    With ``executor`` set, the check runs only for environments using that executor.
-    """
-
-    def __call__(
-        self,
-        *,
-        name: str,
-        check: Callable[[EnvironmentConfig], Iterable[str]],
-        executor: str | None = None,
-    ) -> None: ...
-
-
-class WoveHookSpecs:
-    """The hooks Wove calls; each is called once per plugin when plugins are first discovered."""
-
-    @hookspec
-    def register_executors(self, register: RegisterExecutor) -> None:
-        """Called at discovery; register the executor named like the plugin's entry point."""
-
-    @hookspec
-    def register_commands(self, register: RegisterCommand) -> None:
-        """Called at discovery; register worker services run as ``wove worker <name>``."""
-
-    @hookspec
-    def register_diagnostics(self, register: RegisterDiagnostic) -> None:
-        """Called at discovery; register checks that ``wove doctor`` runs for each environment."""

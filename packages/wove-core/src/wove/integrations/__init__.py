@@ -2,7 +2,8 @@
 
 :mod:`wove.integrations.worker` holds the runtime every worker shares (the stdio process, the
 network services, backend jobs) and the ``run``/``arun`` entry points backends call with a
-signed payload. Importing this package imports nothing else.
+signed payload; :mod:`wove.worker` is their public home. Importing this package imports nothing
+else.
 """
 
 from __future__ import annotations

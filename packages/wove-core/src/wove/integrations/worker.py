@@ -21,6 +21,9 @@ Backends do not deal in frames: they call :func:`run` (or :func:`arun`) with the
 the adapter submitted; :func:`verify_payload` checks it before anything is unpickled. The job a
 task system runs calls :func:`run_job` (or :func:`arun_job`), which wraps them the one way every
 backend needs and returns a :data:`JobOutcome` word for the task system's own result store.
+
+Import these names from :mod:`wove.worker`, their public home in the plugin SDK; this module
+path, wove 2.x's, gives the same objects and keeps working.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import importlib
 import inspect
 import logging
 import os
@@ -59,7 +63,10 @@ from .._security import LineCodec, Security
 from .._serializer import dumps, loads, require_dispatch
 
 __all__ = [
+    "INSECURE_ENV",
     "NOT_CLAIMED",
+    "SECRET_ENV",
+    "SECRET_KEY_ID_ENV",
     "TASK_CANCELLED",
     "TASK_ERROR",
     "TASK_RESULT",
@@ -67,6 +74,7 @@ __all__ = [
     "WorkerRuntime",
     "arun",
     "arun_job",
+    "preload",
     "run",
     "run_job",
     "verify_payload",
@@ -824,3 +832,20 @@ def run_job(payload: bytes | str, *, security: Security | None = None) -> JobOut
     except RunNotClaimedError as error:
         return _not_claimed(error)
     return _OUTCOMES[type(terminal)]
+
+
+def preload() -> None:
+    """Import now what the first job in this process would import when it runs.
+
+    That is the worker's event loop and thread pool, the callback reporter with its HTTP client
+    (aiohttp) and the dispatch serializer (cloudpickle). A forking worker (RQ's ``Worker``, a
+    prefork pool) calls it before it forks, so every child starts with them loaded instead of
+    importing them for each job. A missing optional library is skipped here; the job that
+    needs it reports it with the install line.
+    """
+    for library in ("aiohttp", "cloudpickle"):
+        try:
+            importlib.import_module(library)
+        except ImportError:  # reported by the job that needs it
+            logger.debug("preload: %s is not installed", library)
+    from . import _loop, _reporter  # noqa: F401  (imported to be loaded, not used here)

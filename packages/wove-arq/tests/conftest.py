@@ -1,4 +1,4 @@
-"""Fresh process-wide state for every test, the shared Redis, and real ARQ workers.
+"""The shared Redis and real ARQ workers.
 
 The tests use database 4 of the shared Redis on 127.0.0.1:6379 (flushed once per session,
 before the first worker starts, so no key of an earlier session -- a queued job, a kept
@@ -18,9 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
 
@@ -29,15 +26,6 @@ os.environ.setdefault("WOVE_SECRET", secrets.token_hex(32))
 
 TESTS = Path(__file__).resolve().parent
 DATABASE = 4
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 def is_ready(ready_file: Path) -> bool:

@@ -1,4 +1,4 @@
-"""A real moto server running real containers, and fresh Wove configuration for every test.
+"""A real moto server running real containers.
 
 ``tests-integration/aws_batch_service.py`` starts ``moto_server`` on 127.0.0.1 (a free port)
 with podman serving the Docker API, so every Batch job these tests submit really runs
@@ -20,9 +20,6 @@ from typing import Any
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import aws_batch_service
 import backend_services
@@ -34,15 +31,6 @@ __all__ = ["aws_batch_service", "backend_services"]
 
 QUEUE = "wove"
 DEFINITION = "wove-job"
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 def prepare(batch: aws_batch_service.LocalBatch) -> None:

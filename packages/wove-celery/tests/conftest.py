@@ -20,8 +20,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
-from wove._config import reset_config
-from wove._environments import reset_environments
 
 # The test process and every worker it starts share this secret (workers inherit it).
 os.environ.setdefault("WOVE_SECRET", secrets.token_hex(32))
@@ -29,15 +27,6 @@ os.environ.setdefault("WOVE_SECRET", secrets.token_hex(32))
 TESTS = Path(__file__).resolve().parent
 BROKER_DB = 1
 BACKEND_DB = 2
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 def _alive(pid: int) -> bool:

@@ -65,7 +65,7 @@ class _Plugin:
         register(name="dedup", kind="backend", load=lambda: _DedupExecutor)
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)  # each test gets a fresh plugin registry (wove_fresh_state)
 def backend_plugins() -> Iterator[None]:
     plugin = _Plugin()
     get_registry().register_plugin(plugin, distribution="wove-core-tests")

@@ -26,7 +26,7 @@ class _Plugin:
         register(name="subprocess", kind="backend", load=lambda: SubprocessExecutor)
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)  # each test gets a fresh plugin registry (wove_fresh_state)
 def subprocess_plugin() -> Iterator[None]:
     plugin = _Plugin()
     get_registry().register_plugin(plugin, distribution="wove-core-tests", name="subprocess")

@@ -1,4 +1,4 @@
-"""Fresh process-wide state for every test, and a real Dask cluster in separate processes.
+"""A real Dask cluster in separate processes.
 
 The cluster is ``dask scheduler`` plus one ``dask worker`` (a nanny and its worker process, 4
 threads) on 127.0.0.1, started once per session by ``tests-integration/dask_service.py`` with
@@ -16,9 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
 import dask_service
@@ -27,15 +24,6 @@ import dask_service
 os.environ.setdefault("WOVE_SECRET", secrets.token_hex(32))
 
 __all__ = ["backend_services", "dask_service"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fresh process-wide state for every test, and real ``wove worker grpc`` services.
+"""Real ``wove worker grpc`` services.
 
 A service runs as its own process (``python -m wove worker grpc``); the fixture reads its
 listening line for the port and terminates it by PID at teardown. Some conformance tests end
@@ -18,23 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 SECRET_VARIABLE = "WOVE_TEST_SECRET"
 SECRET = "grpc-test-secret-0123456789abcdef"
 LISTENING = re.compile(r"^wove worker grpc listening on (grpcs?)://(.+):(\d+)$")
 
 os.environ[SECRET_VARIABLE] = SECRET
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 class Service:

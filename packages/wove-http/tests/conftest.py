@@ -1,5 +1,5 @@
-"""Fresh process-wide state for every test, and worker services run as real processes (see
-:mod:`worker_services`, which wove-https's tests share)."""
+"""Worker services run as real processes (see :mod:`worker_services`, which wove-https's
+tests share)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 from .worker_services import SECRET_VARIABLE, Service, issue_certificates, tls_service
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Fresh process-wide state for every test, and ``wove worker https`` run as a real process."""
+"""``wove worker https`` run as a real process."""
 
 from __future__ import annotations
 
@@ -8,23 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 # The worker-service helpers are wove-http's test code, which is not installed: import them from
 # the checkout rather than keep a second copy here.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "wove-http" / "tests"))
 
 from worker_services import Service, issue_certificates, tls_service
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 @pytest.fixture(scope="module")

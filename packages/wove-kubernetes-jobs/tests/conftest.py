@@ -1,4 +1,4 @@
-"""A real (stand-in) Kubernetes API and fresh Wove configuration for every test.
+"""A real (stand-in) Kubernetes API.
 
 No Kubernetes API server can be installed on the test machines, so the tests run against
 ``tests-integration/k8s_standin.py``: an aiohttp server speaking the ``batch/v1`` Job and
@@ -19,9 +19,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-
-from wove._config import reset_config
-from wove._environments import reset_environments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
@@ -53,15 +50,6 @@ def k8s_config(host: str | None, **extra: Any) -> dict[str, Any]:
     if host is not None:
         config["host"] = host
     return config
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""A real single-node Ray cluster, and fresh Wove configuration for every test.
+"""A real single-node Ray cluster.
 
 The cluster is ``ray start --head --block`` on 127.0.0.1 (a free port), started once per
 session by ``tests-integration/ray_service.py`` and stopped by its PID at the end, its
@@ -17,9 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services  # noqa: F401 - re-exported for the tests
 import ray_service
@@ -31,15 +28,6 @@ ray_service.configure_driver_environment()
 #: CPUs each Wove task asks for: the 2-CPU node then runs four tasks at once, as the
 #: conformance suite needs (it runs tasks side by side).
 TASK_CPUS = 0.5
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Real Redis, real ``rq worker`` processes, and fresh Wove configuration for every test.
+"""Real Redis and real ``rq worker`` processes.
 
 The shared Redis on 127.0.0.1:6379 is used (started if nothing answers there); these tests own
 database 3 and flush it once per session. Workers are the documented command line,
@@ -20,9 +20,6 @@ import pytest
 import redis
 from rq import Worker
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
 
@@ -36,15 +33,6 @@ WORKERS = 3
 RQ = str(Path(sys.executable).with_name("rq"))
 #: The worker class the tests start; set WOVE_RQ_TEST_WORKER_CLASS to compare others.
 WORKER_CLASS = os.environ.get("WOVE_RQ_TEST_WORKER_CLASS", "wove_rq.worker.WoveWorker")
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fresh process-wide state for every test, and a real single-node Slurm cluster.
+"""A real single-node Slurm cluster.
 
 The cluster is munged, slurmctld, one slurmd and slurmrestd (JWT authentication) on
 127.0.0.1, started once per session by ``tests-integration/slurm_service.py`` (each daemon a
@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
 from wove.testing import stop_environments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
@@ -43,15 +41,6 @@ __all__ = [
 GUARD = 60.0
 #: The variable REST environments take slurmrestd's token from (``rest_token="env:..."``).
 TOKEN_VARIABLE = "WOVE_TEST_SLURM_JWT"
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fresh configuration for every test, the shared Redis, and real ``taskiq worker`` processes.
+"""The shared Redis and real ``taskiq worker`` processes.
 
 Workers are started with :class:`backend_services.WorkerProcess` (restarted when a test kills
 one), from ``worker_app.py`` in this directory. Each child process of a worker drops a marker
@@ -20,8 +20,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
-from wove._config import reset_config
-from wove._environments import reset_environments
 
 # The weave signs payloads with this secret; the workers inherit it as WOVE_SECRET.
 os.environ.setdefault("WOVE_SECRET", secrets.token_hex(32))
@@ -29,15 +27,6 @@ os.environ.setdefault("WOVE_SECRET", secrets.token_hex(32))
 #: The Redis database these tests own on the shared server (flushed once per session).
 REDIS_DATABASE = 5
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 def _is_running(pid: int) -> bool:

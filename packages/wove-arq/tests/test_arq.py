@@ -18,13 +18,9 @@ from arq.jobs import JobStatus as ArqJobStatus
 
 import wove
 from wove import FrameRejectedError
-from wove._config import current_config
-from wove._environments import resolve_environment
-from wove._frames import Delivery, RunTask, new_run_id
-from wove._security import LineCodec, Security
-from wove._serializer import dumps
 from wove.backends import DuplicateJobError
-from wove.testing import free_port, stop_environments
+from wove.plugins import Delivery, LineCodec, RunTask, Security, dumps, new_run_id
+from wove.testing import executor_of, free_port, stop_environments
 from wove_arq import WORKER_DEFAULTS, ArqExecutor, worker_settings, wove_run
 
 from .conftest import backend_services, start_worker
@@ -469,7 +465,7 @@ def test_wove_run_skips_a_run_nobody_waits_for_and_refuses_forgeries(
             return 1
 
     assert w.result.warm == 1
-    executor: Any = resolve_environment(current_config(), "queue").executor
+    executor: Any = executor_of("queue")
     frame = RunTask(
         run_id=new_run_id("orphan"),
         task_id="orphan",

@@ -17,10 +17,9 @@ import boto3
 import pytest
 
 import wove
+import wove.testing
 from wove import weave
-from wove._config import current_config
-from wove._environments import resolve_environment
-from wove.testing._bodies import blocker, waiter
+from wove.testing import blocker, waiter
 from wove_aws_batch import AWSBatchExecutor, batch_job_name, run_job
 
 from .conftest import DEFINITION, QUEUE, aws_batch_service, backend_services, batch_config, prepare
@@ -39,7 +38,7 @@ def configure(**environments: dict[str, Any]) -> None:
 
 
 def executor_of(name: str) -> AWSBatchExecutor:
-    executor = resolve_environment(current_config(), name).executor
+    executor = wove.testing.executor_of(name)
     assert isinstance(executor, AWSBatchExecutor)
     return executor
 

@@ -3,24 +3,14 @@ it costs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import wove_aws_batch
 from wove import Executor
-from wove._registry import get_registry, reset_registry
 from wove.backends import BackendExecutor
+from wove.plugins import get_registry
 from wove.testing import PluginConformance
 from wove_aws_batch import AWS_BATCH_CONFIG_KEYS, AWSBatchExecutor
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("WOVE_STRICT_PLUGINS", raising=False)
-    reset_registry()
-    yield
-    reset_registry()
 
 
 def test_loading_gives_the_aws_batch_executor() -> None:

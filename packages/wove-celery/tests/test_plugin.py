@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import wove_celery
-from wove._registry import get_registry, reset_registry
 from wove.backends import BackendExecutor
+from wove.plugins import get_registry
 from wove.testing import PluginConformance
 from wove_celery import CeleryExecutor
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("WOVE_STRICT_PLUGINS", raising=False)
-    reset_registry()
-    yield
-    reset_registry()
 
 
 def test_loading_gives_the_celery_executor() -> None:

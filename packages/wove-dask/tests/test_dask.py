@@ -15,13 +15,9 @@ from distributed import Client
 
 import wove
 from wove import FrameRejectedError
-from wove._config import current_config
-from wove._environments import resolve_environment
-from wove._frames import Delivery, RunTask, new_run_id
-from wove._security import LineCodec, Security
-from wove._serializer import dumps
 from wove.backends import BackendJob, DuplicateJobError
-from wove.testing import free_port, stop_environments
+from wove.plugins import Delivery, LineCodec, RunTask, Security, dumps, new_run_id
+from wove.testing import executor_of, free_port, stop_environments
 from wove_dask import NOT_CLAIMED, DaskAdapter, DaskExecutor, run_payload
 
 from .conftest import backend_services, dask_service
@@ -51,7 +47,7 @@ def configure(**environments: dict[str, Any]) -> None:
 
 
 def adapter_of(name: str) -> DaskAdapter:
-    executor: Any = resolve_environment(current_config(), name).executor
+    executor: Any = executor_of(name)
     adapter: DaskAdapter = executor.adapter
     return adapter
 
@@ -515,7 +511,7 @@ def test_run_payload_skips_a_run_nobody_waits_for_and_refuses_forgeries(
             return 1
 
     assert w.result.warm == 1
-    executor: Any = resolve_environment(current_config(), "cluster").executor
+    executor: Any = executor_of("cluster")
     frame = RunTask(
         run_id=new_run_id("orphan"),
         task_id="orphan",
@@ -545,16 +541,10 @@ def test_run_payload_submitted_by_hand_reports_to_the_weave(
             return 1
 
     assert w.result.warm == 1
-    executor: Any = resolve_environment(current_config(), "cluster").executor
-    from wove._delivery import dispatch_loop
-
+    executor: Any = executor_of("cluster")
     received: list[Any] = []
     run_id = new_run_id("by-hand")
-
-    async def register() -> None:
-        executor.callback_server.register_run(run_id, received.append)
-
-    dispatch_loop.run(register()).result(GUARD)
+    executor.callback_server.register_run(run_id, received.append)  # from any thread
     frame = RunTask(
         run_id=run_id,
         task_id="by-hand",
@@ -568,8 +558,4 @@ def test_run_payload_submitted_by_hand_reports_to_the_weave(
         assert future.result(timeout=GUARD) == "task_result"
         wait_for(lambda: any(type(e).__name__ == "TaskResult" for e in received), "the result")
     finally:
-        dispatch_loop.run(_unregister(executor, run_id)).result(GUARD)
-
-
-async def _unregister(executor: Any, run_id: str) -> None:
-    executor.callback_server.unregister_run(run_id)
+        executor.callback_server.unregister_run(run_id)

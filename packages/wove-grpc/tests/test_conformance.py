@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from wove._security import Security
+from wove.plugins import Security
 from wove.testing import RemoteExecutorConformance
 from wove_grpc import GrpcExecutor
 

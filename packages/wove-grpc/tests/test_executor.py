@@ -18,18 +18,20 @@ import pytest
 
 import wove
 from wove import InvalidOptionError, UnknownOptionError, WeaveUsageError
-from wove._frames import new_run_id
-from wove._security import LineCodec, Security
-from wove._serializer import dumps, loads
 from wove.network import ServiceSessions
 from wove.plugins import (
     CancelTask,
     Heartbeat,
+    LineCodec,
     RunTask,
+    Security,
     TaskCancelled,
     TaskError,
     TaskResult,
     TaskStarted,
+    dumps,
+    loads,
+    new_run_id,
 )
 from wove_grpc import GrpcExecutor, GrpcSettings, add_worker_to_server
 

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterator
 
 import pytest
 
 import wove_grpc
 from wove import Executor
-from wove._registry import get_registry, reset_registry
+from wove.plugins import get_registry
 from wove.testing import PluginConformance
 from wove_grpc import GrpcExecutor
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("WOVE_STRICT_PLUGINS", raising=False)
-    reset_registry()
-    yield
-    reset_registry()
 
 
 def test_distribution_requires_grpcio_and_the_dispatch_extra():

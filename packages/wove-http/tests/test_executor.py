@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 import wove
-from wove import InvalidOptionError
-from wove._errors import UnknownOptionError
+from wove import InvalidOptionError, UnknownOptionError
 from wove_http import HttpExecutor
 
 from .worker_services import SECRET_VARIABLE, Service, tls_service

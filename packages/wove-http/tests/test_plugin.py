@@ -5,23 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 
 import wove_http
 from wove import Executor
-from wove._registry import get_registry, reset_registry
+from wove.plugins import get_registry
 from wove.testing import PluginConformance
 from wove_http import HttpExecutor
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("WOVE_STRICT_PLUGINS", raising=False)
-    reset_registry()
-    yield
-    reset_registry()
 
 
 def test_loading_gives_the_http_executor():
@@ -51,7 +42,7 @@ def test_plugin_module_imports_neither_httpx_nor_uvicorn():
         import wove.plugins
         before = set(sys.modules)
         import wove_http.plugin
-        from wove._registry import get_registry
+        from wove.plugins import get_registry
         assert get_registry().plugin("http") is not None
         get_registry().commands()
         added = set(sys.modules) - before

@@ -18,9 +18,7 @@ import httpx
 import pytest
 
 import wove
-from wove._frames import RunTask, new_run_id
-from wove._security import LineCodec, Security
-from wove._serializer import dumps, loads
+from wove.plugins import LineCodec, RunTask, Security, dumps, loads, new_run_id
 
 from .worker_services import SECRET_VARIABLE, Service
 

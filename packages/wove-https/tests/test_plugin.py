@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,10 @@ import trustme
 
 import wove
 import wove_https
-from wove._registry import get_registry, reset_registry
+from wove.plugins import get_registry
 from wove.testing import PluginConformance
 from wove_http import HttpExecutor
 from wove_https import HttpsExecutor
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("WOVE_STRICT_PLUGINS", raising=False)
-    reset_registry()
-    yield
-    reset_registry()
 
 
 def test_the_executor_is_the_http_one_with_tls_required():

@@ -23,10 +23,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 import wove
+import wove.testing
 from wove import weave
-from wove._config import current_config
-from wove._environments import resolve_environment
-from wove.testing._bodies import blocker, waiter
+from wove.testing import blocker, waiter
 from wove_kubernetes_jobs import (
     PAYLOAD_FILE,
     KubernetesJobsExecutor,
@@ -51,7 +50,7 @@ def configure(**environments: dict[str, Any]) -> None:
 
 
 def executor_of(name: str) -> KubernetesJobsExecutor:
-    executor = resolve_environment(current_config(), name).executor
+    executor = wove.testing.executor_of(name)
     assert isinstance(executor, KubernetesJobsExecutor)
     return executor
 

@@ -18,11 +18,10 @@ import ray
 from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 
 import wove
+import wove.testing
 from wove import weave
-from wove._config import current_config
-from wove._environments import resolve_environment
 from wove.backends import BackendJob
-from wove.testing._bodies import attempt_counter, blocker, waiter
+from wove.testing import attempt_counter, blocker, waiter
 from wove_ray import RayExecutor, run_payload
 from wove_ray._adapter import RayHandle
 
@@ -41,7 +40,7 @@ def configure(**environments: dict[str, Any]) -> None:
 
 
 def executor_of(name: str) -> RayExecutor:
-    executor = resolve_environment(current_config(), name).executor
+    executor = wove.testing.executor_of(name)
     assert isinstance(executor, RayExecutor)
     return executor
 

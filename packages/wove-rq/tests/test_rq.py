@@ -20,10 +20,9 @@ from rq import Queue
 from rq.job import Job
 
 import wove
+import wove.testing
 from wove import weave
-from wove._config import current_config
-from wove._environments import resolve_environment
-from wove.testing._bodies import blocker, waiter
+from wove.testing import blocker, waiter
 from wove_rq import RQExecutor, rq_job_id
 
 from .conftest import QUEUE, backend_services, start_worker
@@ -54,7 +53,7 @@ def configure(**environments: dict[str, Any]) -> None:
 
 
 def executor_of(name: str) -> RQExecutor:
-    executor = resolve_environment(current_config(), name).executor
+    executor = wove.testing.executor_of(name)
     assert isinstance(executor, RQExecutor)
     return executor
 

@@ -17,12 +17,9 @@ from typing import Any
 import pytest
 
 import wove
-from wove._config import current_config
-from wove._environments import resolve_environment
-from wove._frames import Delivery, RunTask, new_run_id
-from wove._security import LineCodec, Security
-from wove._serializer import dumps
 from wove.backends import BackendJob, DuplicateJobError
+from wove.plugins import Delivery, LineCodec, RunTask, Security, dumps, new_run_id
+from wove.testing import executor_of
 from wove_slurm import SlurmAdapter, SlurmJob, job_script, slurm_job_name, write_payload
 
 from .conftest import GUARD, backend_services, slurm_environment, slurm_service
@@ -175,7 +172,7 @@ def test_slurm_restarted_between_weaves_keeps_working(
             return "before"
 
     assert first.result.before == "before"
-    executor = resolve_environment(current_config(), "cluster").executor
+    executor = executor_of("cluster")
     assert slurm_cluster.ctld is not None
     old_pid = slurm_cluster.ctld.process.pid
     slurm_cluster.restart()  # slurmctld and slurmd, same ports, saved state
@@ -189,7 +186,7 @@ def test_slurm_restarted_between_weaves_keeps_working(
             return "after"
 
     assert second.result.after == "after"
-    assert resolve_environment(current_config(), "cluster").executor is executor
+    assert executor_of("cluster") is executor
 
 
 def test_controller_down_while_a_job_runs_is_survived(

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 import wove
-from wove._config import current_config
-from wove._environments import resolve_environment
 from wove.backends import BackendJob, DuplicateJobError
+from wove.testing import executor_of
 from wove_slurm import SlurmAdapter, SlurmJob
 
 from .conftest import GUARD, TOKEN_VARIABLE, backend_services, slurm_rest_environment, slurm_service
@@ -194,7 +193,7 @@ def test_slurmrestd_restarted_between_weaves_keeps_working(
             return "before"
 
     assert first.result.before == "before"
-    executor = resolve_environment(current_config(), "cluster").executor
+    executor = executor_of("cluster")
     assert slurm_cluster.restd is not None
     old_pid = slurm_cluster.restd.process.pid
     slurm_cluster.restart_rest()  # same port, a new process
@@ -208,7 +207,7 @@ def test_slurmrestd_restarted_between_weaves_keeps_working(
             return "after"
 
     assert second.result.after == "after"
-    assert resolve_environment(current_config(), "cluster").executor is executor
+    assert executor_of("cluster") is executor
 
 
 def test_unreachable_slurmrestd_names_the_url(

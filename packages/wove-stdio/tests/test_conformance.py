@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from wove._security import Security
+from wove.plugins import Security
 from wove.testing import RemoteExecutorConformance
 from wove_stdio import StdioExecutor
 

@@ -20,20 +20,22 @@ import msgspec
 import pytest
 
 from wove import InvalidOptionError, WeaveUsageError
-from wove._frames import (
+from wove.plugins import (
     TERMINAL_EVENTS,
     CancelTask,
+    LineCodec,
     LogRecord,
     RunTask,
+    Security,
     Shutdown,
     TaskCancelled,
     TaskError,
     TaskResult,
     TaskStarted,
+    dumps,
+    loads,
     new_run_id,
 )
-from wove._security import LineCodec, Security
-from wove._serializer import dumps, loads
 from wove_stdio import StdioExecutor, StdioSettings, StdioWorkerStartError
 from wove_stdio._executor import default_processes
 
@@ -440,8 +442,7 @@ def test_shutdown_frame_ends_the_workers_and_the_next_run_starts_fresh_ones():
 FORGING_WORKER = textwrap.dedent(
     """
     import os, sys
-    from wove._frames import TaskResult
-    from wove._security import LineCodec, Security
+    from wove.plugins import LineCodec, Security, TaskResult
 
     # Lines the executor must drop: a result signed with the wrong secret, and a stray print.
     forged = LineCodec(Security(b"not-the-executor-secret-at-all!!", key_id="ephemeral"))

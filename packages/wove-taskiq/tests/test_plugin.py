@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import wove_taskiq
-from wove._registry import get_registry
 from wove.backends import BackendExecutor
+from wove.plugins import get_registry
 from wove.testing import PluginConformance
 from wove_taskiq import TaskiqAdapter, TaskiqExecutor
 

@@ -22,8 +22,7 @@ from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
 import backend_services
 import wove
-from wove.testing import free_port
-from wove.testing._bodies import async_blocker, blocker
+from wove.testing import async_blocker, blocker, free_port, reset_state
 from wove_taskiq import RUN_ID_LABEL, register_wove_task
 
 HANG_GUARD = 30.0
@@ -151,11 +150,7 @@ def test_broker_restarted_between_weaves_is_reconnected(worker_factory: Any) -> 
 
 def reset_now() -> None:
     """Stop every environment while its broker is still up (before the fixture does it)."""
-    from wove._config import reset_config
-    from wove._environments import reset_environments
-
-    reset_config()
-    reset_environments()
+    reset_state()
 
 
 # -- (c) cancellation ----------------------------------------------------------------------

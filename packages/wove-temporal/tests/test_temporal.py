@@ -25,13 +25,17 @@ from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 from temporalio.worker import Worker
 
 import wove
-from wove._config import current_config
-from wove._environments import resolve_environment
-from wove._frames import Delivery, RunTask, new_run_id
-from wove._security import LineCodec, Security
-from wove._serializer import dumps
 from wove.backends import BackendJob, DuplicateJobError
-from wove.testing import free_port, stop_environments
+from wove.plugins import (
+    Delivery,
+    LineCodec,
+    RunTask,
+    Security,
+    dumps,
+    new_run_id,
+    submit_to_dispatch_loop,
+)
+from wove.testing import executor_of, free_port, stop_environments
 from wove_temporal import (
     ACTIVITY_NAME,
     WORKER_DEFAULTS,
@@ -557,10 +561,8 @@ def test_unknown_namespace_is_refused_at_start(target: str, environments: list[s
 
 @pytest.mark.usefixtures("temporal_worker")
 def test_executor_uses_a_given_client(target: str, environments: list[str]) -> None:
-    from wove._delivery import dispatch_loop
-
     # The client is connected on the dispatch loop, where the executor will use it.
-    client = dispatch_loop.run(Client.connect(target)).result(GUARD)
+    client = submit_to_dispatch_loop(Client.connect(target)).result(GUARD)
     configure(
         given={
             "executor": "temporal",
@@ -585,7 +587,8 @@ def test_executor_uses_a_given_client(target: str, environments: list[str]) -> N
             return 42
 
     assert w.result.answer == 42
-    adapter: Any = resolve_environment(current_config(), "given").executor.adapter  # type: ignore[union-attr]
+    executor: Any = executor_of("given")
+    adapter: Any = executor.adapter
     assert adapter._client is client
 
 
@@ -627,7 +630,7 @@ def test_activity_skips_a_run_nobody_waits_for_and_refuses_forgeries(
             return 1
 
     assert w.result.warm == 1
-    executor: Any = resolve_environment(current_config(), "durable").executor
+    executor: Any = executor_of("durable")
     frame = RunTask(
         run_id=new_run_id("orphan"),
         task_id="orphan",

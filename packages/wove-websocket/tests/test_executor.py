@@ -19,22 +19,22 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import wove
+import wove.testing
 from wove import InvalidOptionError, UnknownOptionError
-from wove._config import current_config
-from wove._environments import resolve_environment
-from wove._security import LineCodec, Security
-from wove._serializer import dumps
 from wove.plugins import (
     CancelTask,
     Delivery,
     Heartbeat,
+    LineCodec,
     LogRecord,
     RunTask,
+    Security,
     TaskCancelled,
     TaskResult,
     TaskStarted,
+    dumps,
 )
-from wove.testing._bodies import async_blocker, blocker, max_overlap
+from wove.testing import async_blocker, blocker, max_overlap
 from wove_websocket import WebSocketExecutor, WebSocketSettings
 
 SECRET_ENV = "WOVE_TEST_SECRET"
@@ -47,7 +47,7 @@ def configure(url: str, **extra: Any) -> None:
 
 
 def executor_of(name: str = "ws") -> WebSocketExecutor:
-    executor = resolve_environment(current_config(), name).executor
+    executor = wove.testing.executor_of(name)
     assert isinstance(executor, WebSocketExecutor)
     return executor
 

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 import wove_websocket
 from wove import Executor
-from wove._registry import get_registry, reset_registry
+from wove.plugins import get_registry
 from wove.testing import PluginConformance
 from wove_websocket import WebSocketExecutor
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("WOVE_STRICT_PLUGINS", raising=False)
-    reset_registry()
-    yield
-    reset_registry()
 
 
 def test_loading_gives_the_network_executor():

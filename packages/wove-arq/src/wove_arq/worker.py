@@ -21,7 +21,7 @@ from typing import Any, Final
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker
 
-from wove.integrations.worker import JobOutcome, arun_job
+from wove.worker import JobOutcome, arun_job
 
 __all__ = ["WORKER_DEFAULTS", "wove_run", "worker_settings"]
 
@@ -45,7 +45,7 @@ async def wove_run(ctx: dict[str, Any], payload: str) -> JobOutcome:
     The task's outcome goes to the weave through the callback server the payload names, not
     through ARQ's result store: the job's own result is only a short word for the logs
     (``"task_result"``, ``"task_error"``, ``"task_cancelled"`` or ``"not_claimed"``; see
-    :func:`wove.integrations.worker.arun_job`).
+    :func:`wove.worker.arun_job`).
 
     A copy of a run that another job already started, or that the weave stopped waiting for,
     is skipped and logged (``"not_claimed"``). A payload whose signature does not verify raises

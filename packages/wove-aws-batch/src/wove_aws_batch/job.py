@@ -2,7 +2,7 @@
 
 ``python -m wove_aws_batch.job`` reads the signed payload from the ``WOVE_PAYLOAD`` environment
 variable (the adapter puts it there with a container override), runs the task through
-:func:`wove.integrations.worker.run_job` -- which claims the run on the weave's callback server,
+:func:`wove.worker.run_job` -- which claims the run on the weave's callback server,
 posts every event there and heartbeats while the task runs -- prints the word it returns
 (``task_result``, ``task_error``, ``task_cancelled`` or ``not_claimed``) and exits.
 
@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from wove.integrations.worker import JobOutcome
+    from wove.worker import JobOutcome
 
 __all__ = ["PAYLOAD_ENV", "main", "run_job"]
 
@@ -60,7 +60,7 @@ def run_job(environ: Mapping[str, str] | None = None) -> JobOutcome:
     """Run the payload in ``environ[WOVE_PAYLOAD]`` (default: this process's environment).
 
     Returns:
-        What became of the run, from :func:`wove.integrations.worker.run_job`:
+        What became of the run, from :func:`wove.worker.run_job`:
         ``"task_result"``, ``"task_error"`` or ``"task_cancelled"`` (the event the weave
         received), or ``"not_claimed"`` when another copy already ran it (logged).
 
@@ -70,7 +70,7 @@ def run_job(environ: Mapping[str, str] | None = None) -> JobOutcome:
             missing); nothing was unpickled.
         Exception: the run could not be reported (for example the callback server is down).
     """
-    from wove.integrations import worker
+    from wove import worker
 
     payload = (os.environ if environ is None else environ).get(PAYLOAD_ENV, "")
     if not payload.strip():

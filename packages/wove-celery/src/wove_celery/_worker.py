@@ -1,7 +1,7 @@
 """The worker side of the ``celery`` executor: one task on your own Celery app runs Wove payloads.
 
 The task is deliberately thin. It hands the signed payload to
-:func:`wove.integrations.worker.run_job`, which verifies it, claims the run on the weave's
+:func:`wove.worker.run_job`, which verifies it, claims the run on the weave's
 callback server, executes it and posts every event (start, heartbeats, the result) back over
 HTTP. The Celery result of the task is therefore tiny -- the tag of the terminal event -- and the
 task's real return value never touches Celery's result backend.
@@ -30,7 +30,7 @@ def register_wove_task(app: Celery, name: str = "wove.run", **task_options: Any)
         The registered task. Its Celery result is ``"task_result"``, ``"task_error"`` or
         ``"task_cancelled"`` -- how the Wove run ended -- or ``"not_claimed"`` for a duplicate
         delivery of a run that already started elsewhere or that nobody waits for any more,
-        which is logged and otherwise ignored (see :func:`wove.integrations.worker.run_job`).
+        which is logged and otherwise ignored (see :func:`wove.worker.run_job`).
         A forged or tampered payload raises :class:`wove.FrameRejectedError`, so it shows as a
         failed Celery task.
 
@@ -47,7 +47,7 @@ def register_wove_task(app: Celery, name: str = "wove.run", **task_options: Any)
         raise TypeError(f"register_wove_task: name must be a non-empty string, got {name!r}")
 
     def run_wove_payload(payload: str) -> str:
-        from wove.integrations.worker import run_job
+        from wove.worker import run_job
 
         # A second delivery of the same message (acks_late, a restored unacked message) or a
         # run the weave gave up on comes back "not_claimed": logged there, not a failure.

@@ -36,6 +36,7 @@ from ._delivery import submit_to_dispatch_loop
 from ._errors import FrameRejectedError
 from ._executor import EXECUTOR_KINDS, Executor, ExecutorKind, InProcessExecutor
 from ._frames import (
+    TERMINAL_EVENTS,
     CancelTask,
     Delivery,
     Frame,
@@ -90,6 +91,7 @@ __all__ = [
     "InProcessExecutor",
     "submit_to_dispatch_loop",
     # the wire
+    "TERMINAL_EVENTS",
     "CancelTask",
     "Delivery",
     "Frame",

@@ -13,9 +13,9 @@ and an async one on that loop, so the heartbeats go on however the task behaves.
 
 from __future__ import annotations
 
-from wove.integrations.worker import NOT_CLAIMED, JobOutcome, run_job
+from wove.worker import NOT_CLAIMED, JobOutcome, run_job
 
-# NOT_CLAIMED is wove.integrations.worker's ("not_claimed"), re-exported for the adapter.
+# NOT_CLAIMED is wove.worker's ("not_claimed"), re-exported for the adapter.
 __all__ = ["NOT_CLAIMED", "run_payload"]
 
 
@@ -25,7 +25,7 @@ def run_payload(payload: str) -> JobOutcome:
     The task's outcome goes to the weave through the callback server the payload names, not
     through Dask's result store: the Dask result is only a short word for dashboards and logs
     (``"task_result"``, ``"task_error"``, ``"task_cancelled"`` or ``"not_claimed"``; see
-    :func:`wove.integrations.worker.run_job`).
+    :func:`wove.worker.run_job`).
 
     A copy of a run that another attempt already started -- Dask reschedules a task whose
     worker died -- or that the weave stopped waiting for is skipped, logged, and returns

@@ -25,13 +25,13 @@ def _load() -> type[Executor]:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from ._cli import configure
+    from .cli import configure
 
     configure(parser)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._cli import run
+    from .cli import run
 
     return run(args, name="http")
 

@@ -25,13 +25,13 @@ def _load() -> type[Executor]:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from wove_http._cli import configure
+    from wove_http.cli import configure
 
     configure(parser, require_tls=True)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from wove_http._cli import run
+    from wove_http.cli import run
 
     return run(args, name="https", require_tls=True)
 

@@ -43,7 +43,7 @@ from ray.exceptions import (
 
 from wove import InvalidOptionError
 from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
-from wove.integrations.worker import NOT_CLAIMED
+from wove.worker import NOT_CLAIMED
 
 from .worker import run_payload
 

@@ -13,7 +13,7 @@ imports ``wove_ray.worker`` once and reuses it for every task of the same driver
 
 from __future__ import annotations
 
-from wove.integrations.worker import JobOutcome, run_job
+from wove.worker import JobOutcome, run_job
 
 __all__ = ["run_payload"]
 
@@ -25,7 +25,7 @@ def run_payload(payload: str) -> JobOutcome:
     so the return value is only a note for Ray's object store: ``"task_result"``,
     ``"task_error"`` or ``"task_cancelled"``, or ``"not_claimed"`` for a copy of a run that
     another worker already started (a Ray retry or a replayed payload), which is logged and
-    otherwise ignored (see :func:`wove.integrations.worker.run_job`). A payload whose signature
+    otherwise ignored (see :func:`wove.worker.run_job`). A payload whose signature
     does not check raises :class:`wove.FrameRejectedError`, so Ray records the task as failed.
 
     Args:

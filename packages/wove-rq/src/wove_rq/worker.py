@@ -15,33 +15,16 @@ there, and a task that crashes its process takes the worker down with it.
 
 from __future__ import annotations
 
-import importlib
-import logging
-from typing import Final
-
 from rq.worker import SimpleWorker, Worker
 
-from wove.integrations.worker import JobOutcome, run_job
+from wove.worker import JobOutcome, preload, run_job
 
 __all__ = ["WoveSimpleWorker", "WoveWorker", "run_payload"]
 
-logger = logging.getLogger("wove_rq.worker")
-
-#: Imported when this module is, so a forking worker loads them once, before it forks its
-#: work horses, instead of every horse importing them again (about 30 ms a job on a 2-core
-#: machine): the callback reporter's HTTP client, the unpickler of tasks, and the parts of the
-#: worker runtime that ``run`` imports on first use.
-PRELOADED: Final = (
-    "aiohttp",
-    "cloudpickle",
-    "wove.integrations._loop",
-    "wove.integrations._reporter",
-)
-for _module in PRELOADED:
-    try:
-        importlib.import_module(_module)
-    except ImportError:  # a wove-core that moved them: the horse imports what it needs
-        logger.debug("could not preload %s", _module, exc_info=True)
+# Loaded when this module is, so a forking worker imports the worker runtime once, before it
+# forks its work horses, instead of every horse importing it again (about 30 ms a job on a
+# 2-core machine).
+preload()
 
 
 def run_payload(payload: str) -> JobOutcome:
@@ -51,7 +34,7 @@ def run_payload(payload: str) -> JobOutcome:
     so the return value is only a note for RQ's result store: ``"task_result"``,
     ``"task_error"`` or ``"task_cancelled"``, or ``"not_claimed"`` for a copy of a run that
     another worker already started (a redelivered or replayed payload), which is logged and
-    otherwise ignored (see :func:`wove.integrations.worker.run_job`). A payload whose signature
+    otherwise ignored (see :func:`wove.worker.run_job`). A payload whose signature
     does not check raises :class:`wove.FrameRejectedError`, so RQ records that job as failed.
 
     Args:

@@ -164,7 +164,7 @@ def rest_settings(config: Mapping[str, Any], where: str) -> RestSettings:
 
 
 def _loopback(host: str) -> bool:
-    from wove._security import is_loopback_host
+    from wove.plugins import is_loopback_host
 
     return is_loopback_host(host)
 

@@ -571,7 +571,7 @@ class StdioExecutor(Executor):
 
     async def _start_worker(self) -> None:
         """Launch one worker and wait until it has run the probe (``int()``) and answered."""
-        from wove._serializer import dumps
+        from wove.plugins import dumps
 
         assert self._loop is not None
         assert self._spawn_lock is not None

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
-from wove.integrations.worker import NOT_CLAIMED
+from wove.worker import NOT_CLAIMED
 
 __all__ = [
     "DEFAULT_TASK_NAME",

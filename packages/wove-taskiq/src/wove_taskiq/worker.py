@@ -39,7 +39,7 @@ def register_wove_task(
 
     A payload whose run another worker already claimed, or that nobody waits for any more (a
     job cancelled while it was queued), is not run: the task logs why and returns
-    ``"not_claimed"`` (see :func:`wove.integrations.worker.arun_job`). A forged payload raises
+    ``"not_claimed"`` (see :func:`wove.worker.arun_job`). A forged payload raises
     ``wove.FrameRejectedError`` and Taskiq records
     the job as failed; nothing in it was unpickled.
 
@@ -55,7 +55,7 @@ def register_wove_task(
         raise ValueError(f"task_name must be a non-empty string, got {task_name!r}")
 
     async def run_wove_payload(payload: str) -> str:
-        from wove.integrations.worker import arun_job
+        from wove.worker import arun_job
 
         return await arun_job(payload)
 

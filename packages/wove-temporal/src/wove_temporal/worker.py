@@ -35,11 +35,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from wove import FrameRejectedError
-from wove.integrations.worker import NOT_CLAIMED, JobOutcome, arun_job
+from wove.worker import NOT_CLAIMED, JobOutcome, arun_job
 
 from ._workflow import ACTIVITY_NAME, RunPayloadWorkflow
 
-# NOT_CLAIMED is wove.integrations.worker's ("not_claimed"), re-exported for the adapter.
+# NOT_CLAIMED is wove.worker's ("not_claimed"), re-exported for the adapter.
 __all__ = ["NOT_CLAIMED", "WORKER_DEFAULTS", "build_worker", "run_payload_activity"]
 
 #: Heartbeat interval when the activity has no heartbeat timeout (Temporal then cannot cancel
@@ -58,7 +58,7 @@ async def run_payload_activity(payload: str) -> JobOutcome:
     through Temporal: the activity returns only a word for the workflow's history
     (``"task_result"``, ``"task_error"``, ``"task_cancelled"``, or ``"not_claimed"`` for a copy
     of a run another worker already started or nobody waits for any more, which is logged; see
-    :func:`wove.integrations.worker.arun_job`).
+    :func:`wove.worker.arun_job`).
 
     It heartbeats (``activity.heartbeat()``) three times per heartbeat timeout, so Temporal
     notices a dead worker by that timeout, and a cancel Temporal delivers (in the answer to a

@@ -1,7 +1,9 @@
 """``wove worker http`` (and ``wove worker https``): serve :func:`wove_http.create_app` with
 uvicorn.
 
-Only argparse is imported here at module level; uvicorn is imported when the command runs.
+Public, so that a plugin serving the same worker under another command name (wove-https's
+``wove worker https``) builds its command from :func:`configure` and :func:`run`. Only argparse
+is imported here at module level; uvicorn is imported when the command runs.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ with ``__init__.py``, ``plugin.py`` and ``py.typed``, a ``tests/`` folder, a ``t
 group (what ``scripts/test_package.py`` installs for its suite), and an extra named after it in
 ``packages/wove``. No distribution may depend, directly or not, on one that depends back on it:
 a cycle would stop ``pip install ./packages/<name>`` from working without a package index.
+No file under an executor distribution's ``src/`` or ``tests/`` may use a private module of
+wove-core (``wove._config``, ``wove.testing._bodies``, ...) or of another distribution
+(``wove_http._cli`` in wove-https): plugins are built on the public SDK (docs/sdk.md), and the
+check reads the text, so an import inside a string a test runs counts too.
 Prints every problem and exits non-zero if there is one.
 """
 
@@ -22,6 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_EXECUTORS = {"wove", "wove-core"}
+#: A dotted path into a private module of wove-core: ``wove._config``, ``wove.testing._bodies``.
+PRIVATE_CORE = re.compile(r"\bwove(?:\.[A-Za-z]\w*)*\._\w*")
+#: ``from wove import _config`` / ``from wove.testing import _bodies``.
+PRIVATE_CORE_FROM = re.compile(r"\bfrom\s+(wove(?:\.[A-Za-z]\w*)*)\s+import\s+\(?\s*(_\w+)")
+#: A dotted path into a private module of an executor distribution: ``wove_http._cli``.
+PRIVATE_PLUGIN = re.compile(r"\b(wove_[A-Za-z0-9]\w*)\._\w*")
 
 
 def problems_of(package: Path, meta_extras: dict[str, list[str]]) -> list[str]:
@@ -47,7 +57,31 @@ def problems_of(package: Path, meta_extras: dict[str, list[str]]) -> list[str]:
         found.append("missing [dependency-groups] test (what its tests need)")
     if executor not in meta_extras:
         found.append(f"packages/wove has no extra {executor!r}")
+    found += private_imports(package, module)
     return [f"{package.name}: {problem}" for problem in found]
+
+
+def private_imports(package: Path, own_module: str) -> list[str]:
+    """Every use of a private module of wove-core, or of another distribution, in ``src/`` and
+    ``tests/`` of ``package`` (whose own import name is ``own_module``)."""
+    found: list[str] = []
+    for folder in ("src", "tests"):
+        for path in sorted((package / folder).rglob("*.py")):
+            where = path.relative_to(package)
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                names = [match.group(0) for match in PRIVATE_CORE.finditer(line)]
+                names += [".".join(match.groups()) for match in PRIVATE_CORE_FROM.finditer(line)]
+                names += [
+                    match.group(0)
+                    for match in PRIVATE_PLUGIN.finditer(line)
+                    if match.group(1) != own_module
+                ]
+                found += [
+                    f"{where}:{number}: uses the private module {name}; import its public "
+                    "name instead (the plugin SDK is listed in docs/sdk.md)"
+                    for name in names
+                ]
+    return found
 
 
 def _requirement_name(requirement: str) -> str:

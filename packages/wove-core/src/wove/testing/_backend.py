@@ -1,11 +1,23 @@
 """Conformance tests for backend executors (:class:`wove.backends.BackendExecutor`): the
 callback server's promises, checked through the real backend.
 
-* two weaves share one fixed ``callback_port`` at the same time;
-* an event posted to the callback server without the secret is refused and delivers nothing;
-* a callback post that fails transiently (a proxy answering 503) is retried, and the run ends
-  normally;
-* a payload larger than the backend may carry is fetched from the callback server.
+The checks, and what each asserts (besides everything :class:`RemoteExecutorConformance`
+checks):
+
+``test_two_weaves_share_a_fixed_callback_port``
+    Two environments with one fixed ``callback_port`` run weaves at the same time through one
+    callback server bound to that port.
+``test_forged_event_posted_to_the_callback_server_is_refused``
+    An event posted without the secret (forged, unsigned, or mixed with a genuine one) is
+    refused with 401 and delivers nothing; a genuine one is accepted.
+``test_transient_callback_failures_are_retried``
+    A callback post answered with 503 by a proxy is retried, and the run ends normally.
+``test_payload_too_large_to_carry_is_fetched``
+    A payload over ``max_inline_payload_bytes`` is fetched by the worker from the callback
+    server, and the run succeeds.
+``test_replayed_frame_runs_once``
+    A payload pushed into the backend twice runs once: the callback server lets only the first
+    worker claim a run.
 """
 
 from __future__ import annotations

@@ -1,5 +1,28 @@
 """Conformance tests for things going wrong: exceptions and their tracebacks, values that cannot
 cross the boundary, retries, cancellation and timeouts.
+
+The checks, and what each asserts:
+
+``test_task_exceptions_keep_type_message_and_traceback``
+    Sync and async task exceptions -- including a class defined in the test -- arrive with
+    their type, message and a traceback that names the task function; a dependent records an
+    :class:`wove.UpstreamTaskError`; an independent task still succeeds.
+``test_exception_that_cannot_be_rebuilt_arrives_as_environment_execution_error``
+    An exception the submitter cannot unpickle arrives as
+    :class:`wove.EnvironmentExecutionError` with its kind, message and remote traceback.
+``test_unpicklable_result_is_an_error_not_a_hang``
+    A result that cannot be pickled fails the task with an error that says so, before the
+    hang guard fires.
+``test_retries_rerun_a_flaky_task``
+    ``retries=2`` runs a failing body three times in all and returns the third result.
+``test_sibling_failure_cancels_running_tasks[best_effort|require_ack]``
+    A failing task cancels its running siblings: they are reported cancelled, the executor
+    acknowledges each cancel (``require_ack``), and the cancelled runs really stop -- an
+    async run always, a sync run unless :attr:`~ConformanceBase.interrupts_sync_tasks` is
+    ``False``. An executor that ignores ``cancel_task`` fails here.
+``test_timeout_fails_task_with_timeout_error``
+    ``timeout=`` fails a blocked sync or async task with :class:`TimeoutError` (not a
+    delivery timeout), and the environment still works.
 """
 
 from __future__ import annotations

@@ -1,7 +1,34 @@
 """Conformance tests that only mean something across a process boundary: delivery deadlines,
-heartbeats, workers that die, the cap on runs in flight, and frames pushed into the transport
-by someone without the key. They run only for out-of-process executors, through
-:class:`RemoteExecutorConformance`.
+heartbeats, workers that die, the cap on runs in flight, how often a run ends, and frames
+pushed into the transport by someone without the key. They run only for out-of-process
+executors, through :class:`RemoteExecutorConformance`.
+
+The checks, and what each asserts:
+
+``test_delivery_timeout_fails_a_blocked_run``
+    A run that outlives ``delivery_timeout`` fails the task with
+    :class:`wove.DeliveryTimeoutError`, and the environment still works afterwards.
+``test_heartbeats_keep_long_runs_alive``
+    Sync and async runs that take ten heartbeat intervals succeed: the worker heartbeats while
+    a sync body blocks its thread.
+``test_worker_death_fails_task_with_orphaned_error``
+    A worker process that exits mid-run fails the task with
+    :class:`wove.DeliveryOrphanedError` (no hang), and the environment recovers.
+``test_requeue_resubmits_an_orphaned_run_once``
+    With ``delivery_orphan_policy="requeue"`` a run whose worker died runs once more and its
+    second attempt's result arrives.
+``test_delivery_max_in_flight_caps_runs``
+    No more than ``delivery_max_in_flight`` runs execute at once.
+``test_each_run_reaches_exactly_one_terminal_state``
+    Every ``run_task`` the executor is sent (sync, async, failing, mapped, a result over a
+    megabyte) comes back from :meth:`~wove.plugins.Executor.recv` with exactly one
+    ``task_result``, ``task_error`` or ``task_cancelled``: none is dropped, none is
+    delivered twice.
+``test_forged_frames_never_run``
+    Frames signed with a wrong secret or key id, unsigned, tampered with or expired, pushed
+    into the transport with :meth:`send_raw`, never run.
+``test_replayed_frame_runs_once``
+    A correctly signed frame sent twice runs once (the replay cache).
 """
 
 from __future__ import annotations
@@ -11,11 +38,22 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import Any, Final
 
 import pytest
 
 import wove
-from wove._frames import RunTask, encode_json, new_run_id
+from wove._config import current_config
+from wove._environments import resolve_environment
+from wove._executor import Executor
+from wove._frames import (
+    RunTask,
+    TaskCancelled,
+    TaskError,
+    TaskResult,
+    encode_json,
+    new_run_id,
+)
 from wove._security import LineCodec, Security
 from wove._serializer import dumps
 
@@ -25,6 +63,14 @@ from ._bodies import append_line, attempt_counter, blocker, max_overlap, waiter
 __all__ = ["RemoteConformance"]
 
 _REASON = "the executor conformance suite"
+#: A result past every default line, stream and message buffer (64 KiB pipes and readers).
+_LARGE_RESULT_BYTES: Final = (1 << 20) + 1
+#: The events that end a run, by their ``type`` tag on the wire.
+_TERMINAL_EVENTS: Final[dict[type[Any], str]] = {
+    TaskResult: "task_result",
+    TaskError: "task_error",
+    TaskCancelled: "task_cancelled",
+}
 
 
 class RemoteConformance(ConformanceBase):
@@ -124,6 +170,57 @@ class RemoteConformance(ConformanceBase):
         lines = log.read_text().splitlines()
         assert max_overlap(lines) <= 2, f"more than 2 runs were in flight at once: {lines}"
 
+    def test_each_run_reaches_exactly_one_terminal_state(self, runs_in_process: bool) -> None:
+        require_remote(runs_in_process, "terminal events")
+        journal = self._record_frames()
+        size = _LARGE_RESULT_BYTES
+
+        with self.weave(error_mode="return") as w:
+
+            @w.do
+            def returns() -> int:
+                return 7
+
+            @w.do
+            async def areturns() -> str:
+                await asyncio.sleep(0)
+                return "async"
+
+            @w.do
+            def raises() -> None:
+                raise ValueError("fails on purpose")
+
+            @w.do(range(3))
+            def mapped(item: int) -> int:
+                return item * 3
+
+            @w.do
+            def large() -> bytes:
+                return b"x" * size
+
+        # A second terminal event may trail the first one the weave took; let it arrive.
+        self.let_workers_run(0.6)
+        problems = journal.problems()
+        assert journal.tasks, "the executor was sent no run_task frame"
+        assert not problems, "runs did not end exactly once:\n" + "\n".join(problems)
+        assert w.result.returns == 7
+        assert w.result.areturns == "async"
+        assert isinstance(w.result.raises, ValueError)
+        assert w.result.mapped == [0, 3, 6]
+        assert w.result.large == b"x" * size
+
+    def _record_frames(self) -> _FrameJournal:
+        """Record what the executor under test is sent and hands back, from its next frame."""
+        resolved = resolve_environment(current_config(), self.environment_name)
+        journal = _FrameJournal()
+        journal.attach(resolved.executor)
+        if resolved.started:
+            # The event pump may already wait in the executor's own recv(); the events of one
+            # weave get it to call the recording one from then on.
+            self.assert_environment_works()
+            journal.clear()
+        return journal
+
     def test_forged_frames_never_run(self, runs_in_process: bool, shared_tmp_path: Path) -> None:
         require_remote(runs_in_process, "frame signing")
         name = self.environment_name
@@ -222,3 +319,58 @@ def _marker_frame(marker: Path) -> RunTask:
         callable=dumps(forged, _REASON),
         args=dumps({}, _REASON),
     )
+
+
+class _FrameJournal:
+    """The ``run_task`` frames an executor was sent and the terminal events it handed back.
+
+    It wraps the executor's :meth:`~wove.plugins.Executor.send` and
+    :meth:`~wove.plugins.Executor.recv` -- the contract every executor implements -- so it sees
+    exactly what the dispatcher sees, before the dispatcher drops what arrives for a run that
+    already ended.
+    """
+
+    def __init__(self) -> None:
+        #: Run id -> task id of every ``run_task`` sent, in order.
+        self.tasks: dict[str, str] = {}
+        #: Run id -> the terminal events received for it, in order.
+        self.terminals: dict[str, list[str]] = {}
+
+    def attach(self, executor: Executor) -> None:
+        send, recv = executor.send, executor.recv
+
+        async def recording_send(frame: Any) -> None:
+            if isinstance(frame, RunTask):
+                self.tasks[frame.run_id] = frame.task_id
+            await send(frame)
+
+        async def recording_recv() -> Any:
+            frame = await recv()
+            event = _TERMINAL_EVENTS.get(type(frame))
+            if event is not None:
+                self.terminals.setdefault(frame.run_id, []).append(event)
+            return frame
+
+        executor.send = recording_send  # type: ignore[method-assign]
+        executor.recv = recording_recv  # type: ignore[method-assign]
+
+    def clear(self) -> None:
+        self.tasks.clear()
+        self.terminals.clear()
+
+    def problems(self) -> list[str]:
+        """One line per run that did not end exactly once."""
+        found = []
+        for run_id, task_id in self.tasks.items():
+            ends = self.terminals.get(run_id, [])
+            if not ends:
+                found.append(
+                    f"run {run_id!r} of task {task_id!r} never reached a terminal state: no "
+                    "task_result, task_error or task_cancelled came back from recv()"
+                )
+            elif len(ends) > 1:
+                found.append(
+                    f"run {run_id!r} of task {task_id!r} reached {len(ends)} terminal states "
+                    f"({', '.join(ends)}); each run must end exactly once"
+                )
+        return found

@@ -1,5 +1,32 @@
 """Conformance tests for getting work done: callables of every shape, mapping, concurrency,
-large payloads, many runs at once, and ``merge()``.
+large payloads, many runs at once, ``merge()``, and each body running once.
+
+The checks, and what each asserts:
+
+``test_sync_tasks_return_results``
+    Sync tasks return their values, dependencies and injected data arrive as arguments, and
+    nested values come back equal.
+``test_async_tasks_return_results``
+    Async tasks do the same, mixed with sync ones.
+``test_async_with_block_runs_tasks_in_environment``
+    An ``async with`` weave runs its tasks in the environment.
+``test_closures_and_lambdas_capture_enclosing_values``
+    Closures and lambdas run with the values they captured.
+``test_mapped_tasks_keep_input_order``
+    Mapping over local items and over an upstream result gives results in input order, even
+    when later items finish first.
+``test_workers_bound_concurrency``
+    ``workers=K`` lets at most K items of a mapped task run at once (sync and async).
+``test_large_arguments_and_results_round_trip``
+    A 10 MB argument and a 10 MB result cross the boundary intact, within the hang guard.
+``test_many_concurrent_runs_succeed``
+    :attr:`~ConformanceBase.concurrent_runs` mapped runs in flight at once all succeed.
+``test_merge_from_a_task_runs_in_the_environment``
+    ``merge()`` from a sync and from an async task runs single and mapped calls in the
+    environment (a copy of values across a boundary, the very object in process).
+``test_each_task_body_runs_exactly_once``
+    Every task body -- sync, async, failing, each mapped item -- runs exactly once: an executor
+    that delivers a run twice, or retries a failure nobody asked it to retry, fails here.
 """
 
 from __future__ import annotations
@@ -214,3 +241,45 @@ class ResultConformance(ConformanceBase):
             assert merged["same"] == sentinel
             # In process the callable hands back the very object; across a boundary, a copy.
             assert (merged["same"] is sentinel) is runs_in_process
+
+    def test_each_task_body_runs_exactly_once(
+        self, runs_in_process: bool, shared_tmp_path: Path
+    ) -> None:
+        log = shared_tmp_path / "bodies.log"
+        record = append_line(log)
+
+        with self.weave(error_mode="return") as w:
+
+            @w.do
+            def single() -> str:
+                record("single")
+                return "single"
+
+            @w.do
+            async def asingle() -> str:
+                record("asingle")
+                await asyncio.sleep(0)
+                return "asingle"
+
+            @w.do
+            def raises() -> None:
+                record("raises")
+                raise ValueError("fails once, on purpose; nothing asked for a retry")
+
+            @w.do(range(3))
+            def mapped(item: int) -> int:
+                record(f"mapped {item}")
+                return item
+
+        if not runs_in_process:
+            # A second delivery of any of these runs would have run its copy by now.
+            self.let_workers_run(0.6)
+        assert w.result.single == "single"
+        assert w.result.asingle == "asingle"
+        assert isinstance(w.result.raises, ValueError)
+        assert w.result.mapped == [0, 1, 2]
+        ran = sorted(log.read_text().splitlines())
+        twice = sorted({body for body in ran if ran.count(body) > 1})
+        assert not twice, f"task bodies ran more than once: {twice} (every run: {ran})"
+        expected = sorted(["single", "asingle", "raises", "mapped 0", "mapped 1", "mapped 2"])
+        assert ran == expected

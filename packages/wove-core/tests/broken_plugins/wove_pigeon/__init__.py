@@ -1,0 +1,1 @@
+"""A plugin that gets its packaging wrong: its hook imports the backend library at discovery."""

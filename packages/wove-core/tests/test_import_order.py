@@ -26,7 +26,16 @@ import wove
 #: ``errors`` only re-export names under the module paths wove 2.x used.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("_errors", "_install"),
-    ("_frames", "_security", "_options", "_serializer", "_result", "_threads", "_transforms"),
+    (
+        "_frames",
+        "_security",
+        "_options",
+        "_settings",
+        "_serializer",
+        "_result",
+        "_threads",
+        "_transforms",
+    ),
     ("_fork",),
     ("_config", "_executor", "_delivery", "_callback_server", "_hooks", "_execution"),
     (
@@ -46,6 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "__init__",
         "__main__",
         "_cli",
+        "_scaffold",
         "_fork_child",
         "plugins",
         "backends",

@@ -40,10 +40,11 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
 from ._callback_server import CallbackServer, acquire_callback_server
 from ._errors import InvalidOptionError, WoveError
@@ -62,14 +63,24 @@ from ._frames import (
     decode_json,
 )
 from ._network import server_ssl_context
-from ._options import check_names
-from ._security import LineCodec, Security, is_loopback_host, security_from_config
+from ._security import LineCodec, Security, is_loopback_host
+from ._settings import (
+    ExecutorSettings,
+    FilePath,
+    Seconds,
+    SecuritySetting,
+    config_location,
+    setting,
+    setting_keys,
+    validate_executor_config,
+)
 
 __all__ = [
     "BACKEND_CONFIG_KEYS",
     "BackendAdapter",
     "BackendExecutor",
     "BackendJob",
+    "BackendSettings",
     "DuplicateJobError",
     "JobState",
     "JobStatus",
@@ -81,23 +92,102 @@ logger = logging.getLogger("wove.backend")
 
 T = TypeVar("T")
 
+
+class BackendSettings(ExecutorSettings, kw_only=True):
+    """``executor_config`` keys every backend environment takes, besides its adapter's own.
+
+    An adapter declares its own keys in a subclass, named as its ``settings_class``; a subclass
+    may declare a shared key again to give it another default or bound (the Kubernetes adapter
+    keeps ``max_inline_payload_bytes`` within what a Secret holds).
+    """
+
+    security: Annotated[
+        SecuritySetting,
+        setting(
+            "the shared secret that signs payloads and the events workers send back; workers "
+            "get the same secret as `WOVE_SECRET`"
+        ),
+    ]
+    callback_host: Annotated[
+        str,
+        setting(
+            "where the weave's callback server listens; a non-loopback host needs "
+            "`callback_cert_file` or `insecure=True`",
+            expect="a host name or address",
+            min_length=1,
+        ),
+    ] = "127.0.0.1"
+    callback_port: Annotated[
+        int, setting("the callback server's port; `0` picks a free one", ge=0, le=65535)
+    ] = 0
+    callback_url: Annotated[
+        str | None,
+        setting(
+            "the base URL workers reach the callback server at, when it is not "
+            "`http://callback_host:port` (behind a proxy or a published port)",
+            expect="an http:// or https:// URL",
+            default="`http://callback_host:port`",
+            pattern=r"^https?://",
+        ),
+    ] = None
+    callback_token: Annotated[
+        str | None,
+        setting(
+            "a bearer token every callback request must carry; workers send it as "
+            "`WOVE_CALLBACK_TOKEN`",
+            min_length=1,
+        ),
+    ] = None
+    callback_cert_file: Annotated[
+        FilePath | None, setting("a certificate: the callback server speaks HTTPS")
+    ] = None
+    callback_key_file: Annotated[
+        FilePath | None, setting("the certificate's private key, when not in the same file")
+    ] = None
+    insecure: Annotated[
+        bool,
+        setting(
+            "allow a non-loopback `callback_host` without HTTPS (behind a TLS-terminating "
+            "proxy on a private network)"
+        ),
+    ] = False
+    status_interval: Annotated[
+        Seconds,
+        setting(
+            "how often each unfinished job's status is read from the backend; `0` turns "
+            "polling off",
+            ge=0,
+        ),
+    ] = 2.0
+    worker_heartbeat_seconds: Annotated[
+        Seconds,
+        setting(
+            "how often workers heartbeat when the task sets no `delivery_heartbeat_seconds`; "
+            "a run silent for three heartbeats is orphaned",
+            gt=0,
+        ),
+    ] = 5.0
+    max_inline_payload_bytes: Annotated[
+        int | None,
+        setting(
+            "payloads larger than this stay on the callback server and the job carries a "
+            "signed reference the worker fetches them with; `0` fetches every payload",
+            default="the adapter's",
+            ge=0,
+        ),
+    ] = None
+    submit_concurrency: Annotated[
+        int,
+        setting(
+            "submissions and status reads at once (also the adapter's thread count for "
+            "blocking client calls)",
+            ge=1,
+        ),
+    ] = 8
+
+
 #: ``executor_config`` keys every backend environment accepts, besides its adapter's own.
-BACKEND_CONFIG_KEYS: Final = frozenset(
-    {
-        "security",
-        "insecure",
-        "callback_host",
-        "callback_port",
-        "callback_url",
-        "callback_token",
-        "callback_cert_file",
-        "callback_key_file",
-        "status_interval",
-        "worker_heartbeat_seconds",
-        "max_inline_payload_bytes",
-        "submit_concurrency",
-    }
-)
+BACKEND_CONFIG_KEYS: Final = setting_keys(BackendSettings)
 #: Default seconds between status polls of unfinished jobs.
 DEFAULT_STATUS_INTERVAL: Final = 2.0
 #: Default heartbeat of backend workers when the task sets no ``delivery_heartbeat_seconds``.
@@ -182,13 +272,28 @@ class BackendAdapter(abc.ABC):
 
     #: The executor name, used in messages.
     name: ClassVar[str] = "backend"
-    #: ``executor_config`` keys the adapter reads, beyond :data:`BACKEND_CONFIG_KEYS`.
+    #: The declaration of the environment's ``executor_config``: :class:`BackendSettings` or a
+    #: subclass holding the adapter's own keys. The executor checks the configuration against
+    #: it and sets :attr:`settings` before :meth:`start`.
+    settings_class: ClassVar[type[BackendSettings]] = BackendSettings
+    #: ``executor_config`` keys the adapter reads, beyond :data:`BACKEND_CONFIG_KEYS`: derived
+    #: from :attr:`settings_class`. An adapter without a declaration may list keys here; they
+    #: are accepted unchecked and read from ``start``'s ``config``.
     config_keys: ClassVar[frozenset[str]] = frozenset()
     #: Payload lines larger than this are fetched from the callback server by the worker: the
-    #: adapter's default, replaced by the environment's ``max_inline_payload_bytes`` before
-    #: :meth:`start`, where the adapter may check it or set another value (0: fetch every
+    #: environment's ``max_inline_payload_bytes`` (when its declaration gives none, this
+    #: default), set before :meth:`start`, where the adapter may lower it (0: fetch every
     #: payload).
     max_inline_payload_bytes: int = 1024 * 1024
+    #: The environment's checked ``executor_config``, an instance of :attr:`settings_class`;
+    #: set by the executor before :meth:`start`.
+    settings: BackendSettings
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("settings_class")
+        if declared is not None and "config_keys" not in cls.__dict__:
+            cls.config_keys = setting_keys(declared) - BACKEND_CONFIG_KEYS
 
     def __init__(self) -> None:
         #: The environment's checked ``security`` setting, set by the executor before
@@ -202,8 +307,8 @@ class BackendAdapter(abc.ABC):
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
         """Connect to the backend; raise a clear error here, before anything is submitted.
 
-        ``config`` is the environment's whole ``executor_config`` (already checked for
-        unknown keys).
+        :attr:`settings` holds the environment's checked ``executor_config``; ``config`` is
+        the same configuration as given, for keys an adapter without a declaration reads.
         """
 
     @abc.abstractmethod
@@ -254,31 +359,22 @@ _STOPPED: Final = object()
 class BackendExecutor(Executor):
     """The executor of every backend environment; subclasses only name their adapter.
 
-    ``executor_config`` keys, besides the adapter's own:
-
-    * ``security`` (required): ``"env:NAME"`` or a dict; the secret signs payloads and events.
-      Workers get the same secret as ``WOVE_SECRET``.
-    * ``callback_host`` (default ``127.0.0.1``) and ``callback_port`` (default 0, any free
-      port): where the callback server listens. A non-loopback host needs
-      ``callback_cert_file``/``callback_key_file`` (HTTPS) or ``insecure=True``.
-    * ``callback_url``: the base URL workers reach the server at, when it is not
-      ``http://callback_host:port`` (behind a proxy or a published port).
-    * ``callback_token``: a bearer token every callback request must carry (workers send
-      ``WOVE_CALLBACK_TOKEN``).
-    * ``status_interval`` (seconds, default 2; ``0`` turns polling off),
-      ``worker_heartbeat_seconds`` (default 5), ``max_inline_payload_bytes`` (default: the
-      adapter's), ``submit_concurrency`` (default 8: submissions and status calls at once).
+    Its ``executor_config`` is declared by the adapter's ``settings_class``: the keys of
+    :class:`BackendSettings` (``security``, the callback server, status polling, heartbeats,
+    the inline payload limit, submission concurrency) and the adapter's own.
     """
 
     kind: ClassVar[ExecutorKind] = "backend"
     #: The adapter class this executor drives; set by every subclass.
     adapter_class: ClassVar[type[BackendAdapter]]
+    settings_class: ClassVar[type[ExecutorSettings] | None] = BackendSettings
     config_keys: ClassVar[frozenset[str] | None] = BACKEND_CONFIG_KEYS
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         adapter = cls.__dict__.get("adapter_class")
         if adapter is not None:
+            cls.settings_class = adapter.settings_class
             cls.config_keys = BACKEND_CONFIG_KEYS | adapter.config_keys
 
     def __init__(self) -> None:
@@ -307,54 +403,32 @@ class BackendExecutor(Executor):
         run_config: Mapping[str, Any],
     ) -> None:
         self.environment_name = environment_name
-        name = self.adapter.name
-        where = f"executor_config of environment {environment_name!r} (executor {name!r})"
-        check_names(environment_config, BACKEND_CONFIG_KEYS | self.adapter.config_keys, where)
-        config = environment_config
-        if config.get("security") is None:
-            raise InvalidOptionError(
-                f"{where}: security is required: payloads travel through {name}'s queue and "
-                "events come back over HTTP, so both are signed. Set security='env:NAME' (a "
-                "secret of at least 16 bytes in environment variable NAME) and give workers "
-                "the same secret as WOVE_SECRET"
-            )
-        insecure = config.get("insecure", False)
-        if not isinstance(insecure, bool):
-            raise InvalidOptionError(f"{where}: insecure must be True or False, got {insecure!r}")
-        security = security_from_config(config["security"], where=where, loopback=True)
-        assert security is not None
+        adapter = self.adapter
+        declared = adapter.settings_class
+        settings = validate_executor_config(
+            declared,
+            environment_config,
+            environment=environment_name,
+            executor=adapter.name,
+            extra_keys=adapter.config_keys - setting_keys(declared),
+        )
+        where = config_location(environment_name, adapter.name)
+        security = settings.security
         self.security = security
         self._codec = LineCodec(security)
-        self._status_interval = _seconds(config, "status_interval", DEFAULT_STATUS_INTERVAL, where)
-        self._worker_heartbeat = _seconds(
-            config, "worker_heartbeat_seconds", DEFAULT_WORKER_HEARTBEAT, where, zero=False
-        )
+        self._status_interval = settings.status_interval
+        self._worker_heartbeat = settings.worker_heartbeat_seconds
         # The setting replaces the adapter's default before start(), where the adapter may
         # check it against what its backend can carry, or lower it (0: fetch every payload).
-        self.adapter.max_inline_payload_bytes = _count(
-            config, "max_inline_payload_bytes", self.adapter.max_inline_payload_bytes, where
-        )
-        concurrency = _count(config, "submit_concurrency", 8, where)
-        self._slots = asyncio.Semaphore(concurrency)
-        self.adapter._thread_count = concurrency
+        if settings.max_inline_payload_bytes is not None:
+            adapter.max_inline_payload_bytes = settings.max_inline_payload_bytes
+        self._slots = asyncio.Semaphore(settings.submit_concurrency)
+        adapter._thread_count = settings.submit_concurrency
         self._events = asyncio.Queue()
 
-        host = config.get("callback_host", "127.0.0.1")
-        port = config.get("callback_port", 0)
-        public_url = config.get("callback_url")
-        token = config.get("callback_token")
-        cert_file = config.get("callback_cert_file")
-        if not isinstance(host, str) or not host:
-            raise InvalidOptionError(f"{where}: callback_host must be a host name or address")
-        if public_url is not None and (
-            not isinstance(public_url, str) or not public_url.startswith(("http://", "https://"))
-        ):
-            raise InvalidOptionError(
-                f"{where}: callback_url must be an http:// or https:// URL, got {public_url!r}"
-            )
-        if token is not None and (not isinstance(token, str) or not token):
-            raise InvalidOptionError(f"{where}: callback_token must be a non-empty string")
-        if not is_loopback_host(host) and cert_file is None and not insecure:
+        host = settings.callback_host
+        cert_file = settings.callback_cert_file
+        if not is_loopback_host(host) and cert_file is None and not settings.insecure:
             raise ValueError(
                 f"{where}: callback_host={host!r} is not a loopback address, so the callback "
                 "server must use TLS (callback_cert_file and callback_key_file) -- results "
@@ -362,21 +436,27 @@ class BackendExecutor(Executor):
                 "example behind a TLS-terminating proxy on a private network)"
             )
         context = (
-            server_ssl_context(cert_file=cert_file, key_file=config.get("callback_key_file"))
+            server_ssl_context(
+                cert_file=os.fspath(cert_file),
+                key_file=None
+                if settings.callback_key_file is None
+                else os.fspath(settings.callback_key_file),
+            )
             if cert_file is not None
             else None
         )
         self.callback_server = await acquire_callback_server(
             host,
-            port,
+            settings.callback_port,
             security=security,
-            public_url=public_url,
-            callback_token=token,
+            public_url=settings.callback_url,
+            callback_token=settings.callback_token,
             ssl_context=context,
         )
-        self.adapter.security = security
+        adapter.security = security
+        adapter.settings = settings
         try:
-            await self.adapter.start(environment_name, config)
+            await adapter.start(environment_name, environment_config)
         except BaseException:
             await self._release_server()
             raise
@@ -701,25 +781,3 @@ def _error_frame(job: BackendJob, kind: str, message: str, source: str) -> TaskE
 def _orphaned(job: BackendJob, reason: str) -> TaskError:
     # source "orphaned" hands the run to the dispatcher's delivery_orphan_policy.
     return _error_frame(job, "wove.DeliveryOrphanedError", reason, "orphaned")
-
-
-def _seconds(
-    config: Mapping[str, Any], key: str, default: float, where: str, *, zero: bool = True
-) -> float:
-    value = config.get(key, default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-        or (value == 0 and not zero)
-    ):
-        allowed = "a number of seconds >= 0" if zero else "a positive number of seconds"
-        raise InvalidOptionError(f"{where}: {key} must be {allowed}, got {value!r}")
-    return float(value)
-
-
-def _count(config: Mapping[str, Any], key: str, default: int, where: str) -> int:
-    value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidOptionError(f"{where}: {key} must be an integer >= 1, got {value!r}")
-    return value

@@ -15,13 +15,22 @@ Two shapes exist:
   ``log``) from :meth:`Executor.recv`.
 
 Example:
-    A third-party plugin subclasses :class:`Executor` and registers it::
+    A third-party plugin declares its ``executor_config``, subclasses :class:`Executor` and
+    registers it::
+
+        class PigeonSettings(ExecutorSettings, kw_only=True):
+            loft: Annotated[str, setting("the loft's address", min_length=1)]
 
         class PigeonExecutor(Executor):
             kind = "network"
+            settings_class = PigeonSettings
 
             async def start(self, environment_name, environment_config, run_config):
-                self._loft = await connect(environment_config.executor_config["loft"])
+                settings = validate_executor_config(
+                    PigeonSettings, environment_config, environment=environment_name,
+                    executor="pigeon",
+                )
+                self._loft = await connect(settings.loft)
 
             async def send(self, frame):
                 await self._loft.post(frame)
@@ -39,6 +48,8 @@ import abc
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+from ._settings import ExecutorSettings, setting_keys
+
 __all__ = ["Executor", "ExecutorKind", "InProcessExecutor", "EXECUTOR_KINDS"]
 
 ExecutorKind = Literal["local", "process", "network", "backend"]
@@ -54,8 +65,19 @@ class Executor(abc.ABC):
     """
 
     kind: ClassVar[ExecutorKind] = "process"
-    #: Keys accepted in the environment's ``executor_config``; ``None`` accepts any key.
+    #: The declaration of the environment's ``executor_config`` (a subclass of
+    #: :class:`~wove.plugins.ExecutorSettings`); ``start`` reads it with
+    #: :func:`~wove.plugins.validate_executor_config`.
+    settings_class: ClassVar[type[ExecutorSettings] | None] = None
+    #: Keys accepted in the environment's ``executor_config``, derived from
+    #: :attr:`settings_class` when the executor declares one; ``None`` accepts any key.
     config_keys: ClassVar[frozenset[str] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("settings_class")
+        if declared is not None and "config_keys" not in cls.__dict__:
+            cls.config_keys = setting_keys(declared)
 
     @abc.abstractmethod
     async def start(
@@ -92,7 +114,7 @@ class InProcessExecutor(Executor):
     """
 
     kind: ClassVar[ExecutorKind] = "local"
-    config_keys: ClassVar[frozenset[str] | None] = frozenset()
+    settings_class: ClassVar[type[ExecutorSettings] | None] = ExecutorSettings
 
     async def start(
         self,

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Annotated, Any, Final
 
 from ._errors import FrameRejectedError, InvalidOptionError
 from ._frames import (
@@ -26,8 +27,16 @@ from ._frames import (
     Shutdown,
     TaskError,
 )
-from ._options import check_names
 from ._security import LineCodec, Security, is_loopback_host, security_from_config
+from ._settings import (
+    ExecutorSettings,
+    FilePath,
+    Seconds,
+    SecuritySetting,
+    check_settings,
+    setting,
+    setting_keys,
+)
 from .integrations.worker import WorkerRuntime
 
 __all__ = [
@@ -37,6 +46,7 @@ __all__ = [
     "service_options",
     "DEFAULT_MAX_BODY_BYTES",
     "NETWORK_CONFIG_KEYS",
+    "NetworkExecutorSettings",
     "NetworkSettings",
     "ServiceSessions",
     "client_ssl_context",
@@ -49,18 +59,51 @@ logger = logging.getLogger("wove.network")
 #: Requests larger than this are refused before they are read further (override per service).
 DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024 * 1024
 
+
+class NetworkExecutorSettings(ExecutorSettings, kw_only=True):
+    """``executor_config`` keys every network executor takes, besides its own (the endpoint).
+
+    A network executor declares its own keys in a subclass and hands the checked settings to
+    :func:`network_settings`, which applies the endpoint safety rules.
+    """
+
+    security: Annotated[
+        SecuritySetting | None,
+        setting(
+            "the shared secret that signs frames both ways; required for a non-loopback "
+            "endpoint unless `insecure=True`"
+        ),
+    ] = None
+    insecure: Annotated[
+        bool,
+        setting("allow a non-loopback endpoint without TLS or without `security`"),
+    ] = False
+    ca_file: Annotated[
+        FilePath | None,
+        setting(
+            "the CA certificate to verify the service with (a private CA)",
+            default="the system CAs",
+        ),
+    ] = None
+    cert_file: Annotated[FilePath | None, setting("a client certificate, for mutual TLS")] = None
+    key_file: Annotated[
+        FilePath | None, setting("the client certificate's private key, when not in `cert_file`")
+    ] = None
+    connect_timeout: Annotated[
+        Seconds,
+        setting(
+            "how long to wait for the service to accept a connection (and to retry a refused "
+            "one, while a service restarts)",
+            gt=0,
+        ),
+    ] = 10.0
+    max_in_flight: Annotated[int, setting("runs in flight at once; more wait for a slot", ge=1)] = (
+        64
+    )
+
+
 #: ``executor_config`` keys every network executor understands.
-NETWORK_CONFIG_KEYS: Final = frozenset(
-    {
-        "security",
-        "insecure",
-        "ca_file",
-        "cert_file",
-        "key_file",
-        "connect_timeout",
-        "max_in_flight",
-    }
-)
+NETWORK_CONFIG_KEYS: Final = setting_keys(NetworkExecutorSettings)
 
 
 class NetworkSettings:
@@ -88,22 +131,34 @@ class NetworkSettings:
 
 
 def network_settings(
-    config: Mapping[str, Any],
+    config: NetworkExecutorSettings | Mapping[str, Any],
     *,
     host: str,
     tls: bool,
     where: str,
-    extra_keys: frozenset[str] = frozenset(),
+    extra_keys: Collection[str] = frozenset(),
 ) -> NetworkSettings:
-    """Validate an environment's transport settings and apply the safety rules.
+    """Apply the endpoint safety rules to an environment's transport settings.
 
     A non-loopback endpoint must use TLS *and* have ``security``; without either, this raises
     ``ValueError`` unless the configuration says ``insecure=True``.
+
+    Args:
+        config: the checked settings (a :class:`NetworkExecutorSettings`, usually a subclass
+            of it), or the raw ``executor_config``, checked here against
+            :class:`NetworkExecutorSettings` with ``extra_keys`` accepted as well.
+        host: the endpoint's host.
+        tls: whether the connection uses TLS.
+        where: how messages name the configuration (see
+            :func:`~wove.plugins.config_location`).
     """
-    check_names(config, NETWORK_CONFIG_KEYS | extra_keys, where)
-    insecure = config.get("insecure", False)
-    if not isinstance(insecure, bool):
-        raise InvalidOptionError(f"{where}: insecure must be True or False, got {insecure!r}")
+    if isinstance(config, NetworkExecutorSettings):
+        settings = config
+    else:
+        settings = check_settings(
+            NetworkExecutorSettings, config, where=where, extra_keys=extra_keys
+        )
+    insecure = settings.insecure
     loopback = is_loopback_host(host)
     if not loopback and not insecure and not tls:
         raise ValueError(
@@ -111,18 +166,13 @@ def network_settings(
             "(an https:// URL, or TLS options for the transport); set insecure=True to send "
             "frames in the clear anyway"
         )
-    security = security_from_config(
-        config.get("security"), where=where, loopback=loopback or insecure
-    )
-    connect_timeout = float(config.get("connect_timeout", 10.0))
-    max_in_flight = config.get("max_in_flight", 64)
-    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
-        raise InvalidOptionError(f"{where}: max_in_flight must be an integer >= 1")
+    # The secret was read with the settings; here only whether one is needed is decided.
+    security = security_from_config(settings.security, where=where, loopback=loopback or insecure)
     context = (
         client_ssl_context(
-            ca_file=config.get("ca_file"),
-            cert_file=config.get("cert_file"),
-            key_file=config.get("key_file"),
+            ca_file=_path(settings.ca_file),
+            cert_file=_path(settings.cert_file),
+            key_file=_path(settings.key_file),
         )
         if tls
         else None
@@ -133,9 +183,13 @@ def network_settings(
         security=security,
         insecure=insecure,
         ssl_context=context,
-        connect_timeout=connect_timeout,
-        max_in_flight=max_in_flight,
+        connect_timeout=settings.connect_timeout,
+        max_in_flight=settings.max_in_flight,
     )
+
+
+def _path(value: str | os.PathLike[str] | None) -> str | None:
+    return None if value is None else os.fspath(value)
 
 
 def client_ssl_context(
@@ -180,8 +234,19 @@ class ServiceSessions:
         self._routes: dict[str, Send] = {}
         self._runtime = WorkerRuntime(self._emit, max_threads=max_threads, worker_name=name)
 
-    async def submit(self, line: bytes, send: Send) -> Frame:
-        """Verify and run one command line; its events go to ``send``. Returns the frame."""
+    async def submit(
+        self,
+        line: bytes,
+        send: Send,
+        *,
+        accepted: Callable[[Frame], Awaitable[None]] | None = None,
+    ) -> Frame:
+        """Verify and run one command line; its events go to ``send``. Returns the frame.
+
+        ``accepted``, when given, is awaited once the frame is verified and before it runs: a
+        transport answers there (an HTTP status line), so a client that got no answer knows
+        the command never ran on this service and may safely send it again.
+        """
         frame: Frame = self.codec.decode(line)
         if isinstance(frame, RunTask):
             self._routes[frame.run_id] = send
@@ -189,6 +254,8 @@ class ServiceSessions:
             raise FrameRejectedError("shutdown frames are not accepted over the network")
         elif not isinstance(frame, CancelTask):
             raise FrameRejectedError(f"a {type(frame).__name__} is not a command")
+        if accepted is not None:
+            await accepted(frame)
         await self._runtime.handle(frame)
         return frame
 

@@ -38,6 +38,7 @@ __all__ = [
     "Security",
     "SignatureHeader",
     "is_loopback_host",
+    "secret_variable",
     "security_from_config",
     "unset_secret_variables",
 ]
@@ -208,11 +209,12 @@ def security_from_config(value: Any, *, where: str, loopback: bool) -> Security 
     if isinstance(value, Security):
         return value
     if isinstance(value, str):
-        if not value.startswith("env:") or len(value) == 4:
+        variable = secret_variable(value)
+        if variable is None:
             raise InvalidOptionError(
                 f"{where}: security must be 'env:NAME', a dict or None, got {value!r}"
             )
-        return Security(_secret_from_env(value[4:], where))
+        return Security(_secret_from_env(variable, where))
     if isinstance(value, Mapping):
         check_names(value, _SECURITY_KEYS, f"{where} security")
         if ("secret" in value) == ("secret_env" in value):
@@ -231,13 +233,31 @@ def security_from_config(value: Any, *, where: str, loopback: bool) -> Security 
     raise InvalidOptionError(f"{where}: security must be 'env:NAME', a dict or None, got {value!r}")
 
 
+def secret_variable(value: Any) -> str | None:
+    """The variable ``NAME`` of a secret given as ``"env:NAME"``; ``None`` for anything else.
+
+    Every setting that names a secret (``security``, a backend's credential) spells it this
+    way, so the secret itself never sits in a configuration file.
+
+    Example:
+        >>> secret_variable("env:WOVE_SECRET")
+        'WOVE_SECRET'
+        >>> secret_variable("hunter2") is None
+        True
+    """
+    if isinstance(value, str) and value.startswith("env:") and len(value) > 4:
+        return value[4:]
+    return None
+
+
 def unset_secret_variables(value: Any) -> list[str]:
     """Name the environment variables a ``security`` setting reads that are not set.
 
     ``wove doctor`` uses it to report a missing secret before a weave would fail on it.
     """
-    if isinstance(value, str) and value.startswith("env:") and len(value) > 4:
-        names = [value[4:]]
+    variable = secret_variable(value)
+    if variable is not None:
+        names = [variable]
     elif isinstance(value, Mapping) and "secret_env" in value:
         names = [str(value["secret_env"])]
     else:
@@ -249,7 +269,8 @@ def _secret_from_env(name: str, where: str) -> str:
     secret = os.environ.get(name)
     if not secret:
         raise InvalidOptionError(
-            f"{where}: security secret variable {name!r} is not set in the environment"
+            f"{where}: security secret variable {name!r} is not set in the environment; "
+            f"export {name}=<the shared secret, at least 16 bytes> before the weave runs"
         )
     return secret
 

@@ -65,8 +65,27 @@ from ._hooks import (
     hookspec,
 )
 from ._registry import PluginCommand, PluginDiagnostic, PluginInfo, Registry, get_registry
-from ._security import LineCodec, Security, is_loopback_host, security_from_config
+from ._security import (
+    LineCodec,
+    Security,
+    is_loopback_host,
+    secret_variable,
+    security_from_config,
+)
 from ._serializer import dumps, loads
+from ._settings import (
+    ExecutorSettings,
+    FilePath,
+    Seconds,
+    SecuritySetting,
+    SettingField,
+    config_location,
+    parse_duration,
+    setting,
+    setting_fields,
+    setting_keys,
+    validate_executor_config,
+)
 
 __all__ = [
     # hooks
@@ -90,6 +109,18 @@ __all__ = [
     "ExecutorKind",
     "InProcessExecutor",
     "submit_to_dispatch_loop",
+    # an executor's ``executor_config``: its declaration, checked one way for every executor
+    "ExecutorSettings",
+    "FilePath",
+    "Seconds",
+    "SecuritySetting",
+    "SettingField",
+    "config_location",
+    "parse_duration",
+    "setting",
+    "setting_fields",
+    "setting_keys",
+    "validate_executor_config",
     # the wire
     "TERMINAL_EVENTS",
     "CancelTask",
@@ -114,6 +145,7 @@ __all__ = [
     "LineCodec",
     "Security",
     "is_loopback_host",
+    "secret_variable",
     "security_from_config",
     # values across the boundary (the ``dispatch`` serializer)
     "dumps",

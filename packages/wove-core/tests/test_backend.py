@@ -58,11 +58,27 @@ class _DedupExecutor(SubprocessExecutor):
     adapter_class = _DuplicateRefusingAdapter
 
 
+class _RecordingAdapter(SubprocessAdapter):
+    """Keeps every payload line it hands to a worker."""
+
+    name = "recording"
+    payloads: list[str] = []
+
+    async def submit(self, job: BackendJob) -> Any:
+        self.payloads.append(job.payload)
+        return await super().submit(job)
+
+
+class _RecordingExecutor(SubprocessExecutor):
+    adapter_class = _RecordingAdapter
+
+
 class _Plugin:
     @hookimpl
     def register_executors(self, register: RegisterExecutor) -> None:
         register(name="subprocess", kind="backend", load=lambda: SubprocessExecutor)
         register(name="dedup", kind="backend", load=lambda: _DedupExecutor)
+        register(name="recording", kind="backend", load=lambda: _RecordingExecutor)
 
 
 @pytest.fixture(autouse=True)  # each test gets a fresh plugin registry (wove_fresh_state)
@@ -119,6 +135,35 @@ def test_an_unknown_backend_key_gets_a_hint():
         @w.do
         def never() -> None:
             raise AssertionError("ran with a misspelt option")
+
+
+def test_max_inline_payload_bytes_zero_sends_every_payload_by_reference():
+    configure("recording", max_inline_payload_bytes=0)
+    _RecordingAdapter.payloads.clear()
+
+    with wove.weave(environment="jobs") as w:
+
+        @w.do
+        def small() -> int:
+            return 7
+
+    assert w.result.small == 7
+    (line,) = _RecordingAdapter.payloads
+    assert '"type":"payload_ref"' in line
+    assert '"type":"run_task"' not in line
+
+
+def test_a_negative_inline_limit_is_refused_with_the_key():
+    configure(max_inline_payload_bytes=-1)
+
+    with (
+        pytest.raises(InvalidOptionError, match=r"max_inline_payload_bytes must be an integer >="),
+        wove.weave(environment="jobs") as w,
+    ):
+
+        @w.do
+        def never() -> None:
+            raise AssertionError("ran with a negative inline limit")
 
 
 def test_a_duplicate_job_id_fails_the_task_with_a_clear_message():

@@ -655,9 +655,12 @@ def test_config_keys():
         ({"command": "python -m wove.stdio_worker"}, "command must be a non-empty list"),
         ({"command": []}, "command must be a non-empty list"),
         ({"command": ["python"], "max_threads": 2}, "add '--max-threads', '2' to it yourself"),
-        ({"env": {"A": 1}}, "env must map variable names to string values"),
+        ({"env": {"A": 1}}, "env must be a dict mapping variable names to string values"),
         ({"cwd": 3}, "cwd must be a path, got 3"),
-        ({"start_timeout": 0}, "start_timeout must be a positive number of seconds, got 0"),
+        (
+            {"start_timeout": 0},
+            "start_timeout must be a datetime.timedelta or a positive number of seconds, got 0",
+        ),
     ],
 )
 def test_bad_settings_are_refused_with_the_value(config, match):

@@ -10,32 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import secrets
 import signal
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Final, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from wove import InvalidOptionError, WeaveUsageError, WoveError
 from wove.plugins import (
     CancelTask,
     Executor,
     ExecutorKind,
+    ExecutorSettings,
+    FilePath,
     FrameRejectedError,
     Heartbeat,
     LineCodec,
     LogRecord,
     NormalizedError,
     RunTask,
+    Seconds,
     Security,
     Shutdown,
     TaskCancelled,
     TaskError,
     TaskResult,
     TaskStarted,
+    config_location,
+    setting,
+    validate_executor_config,
 )
 
 __all__ = ["StdioExecutor", "StdioSettings", "StdioWorkerStartError", "default_processes"]
@@ -65,96 +70,71 @@ class StdioWorkerStartError(WoveError, RuntimeError):
     """A worker process could not be started, or exited before it answered its first run."""
 
 
-@dataclasses.dataclass(frozen=True)
-class StdioSettings:
-    """The ``executor_config`` of a stdio environment, checked.
+#: The worker command line when the environment names none.
+DEFAULT_COMMAND: Final = (sys.executable, "-m", "wove.stdio_worker")
 
-    Attributes:
-        command: the worker command line.
-        processes: how many worker processes the pool keeps.
-        env: extra environment variables for the workers.
-        cwd: the workers' working directory (``None``: this process's).
-        start_timeout: seconds every worker has to start and answer its first run.
-    """
 
-    command: tuple[str, ...]
-    processes: int
-    env: Mapping[str, str]
-    cwd: str | None
-    start_timeout: float
+class StdioSettings(ExecutorSettings, kw_only=True):
+    """The ``executor_config`` of a stdio environment, declared once: read it with
+    :meth:`from_config`, which also fills in the worker command and the pool size."""
+
+    command: Annotated[
+        tuple[str, ...],
+        setting(
+            "the worker command line",
+            expect="a non-empty list of strings, such as ['python', '-m', 'wove.stdio_worker']",
+            default='`[sys.executable, "-m", "wove.stdio_worker"]`',
+            min_length=1,
+        ),
+    ] = DEFAULT_COMMAND
+    processes: Annotated[
+        int,
+        setting(
+            "how many worker processes the pool keeps", default="`min(4, os.cpu_count())`", ge=1
+        ),
+    ] = default_processes()
+    max_threads: Annotated[
+        int | None,
+        setting(
+            "passed as `--max-threads` to the default command: the sync tasks one worker runs "
+            "at once",
+            default="the worker's",
+            ge=1,
+        ),
+    ] = None
+    env: Annotated[
+        Mapping[str, str],
+        setting(
+            "extra environment variables for the workers, on top of this process's",
+            expect="a dict mapping variable names to string values",
+        ),
+    ] = {}
+    cwd: Annotated[
+        FilePath | None, setting("the workers' working directory", default="this process's")
+    ] = None
+    start_timeout: Annotated[
+        Seconds, setting("how long every worker has to start and answer its first run", gt=0)
+    ] = DEFAULT_START_TIMEOUT_SECONDS
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], environment: str) -> StdioSettings:
-        """Check ``config`` (an environment's ``executor_config``) and return the settings.
+        """Check ``config`` (an environment's ``executor_config``) and return the settings,
+        with ``max_threads`` added to the default command.
 
         Raises:
+            UnknownOptionError: a key the executor does not take.
             InvalidOptionError: a key has a value it cannot take.
         """
-        where = f"executor_config of environment {environment!r} (executor 'stdio')"
-        max_threads = config.get("max_threads")
-        if max_threads is not None and not _is_positive_int(max_threads):
-            raise InvalidOptionError(
-                f"{where}: max_threads must be a positive integer, got {max_threads!r}"
-            )
-        command_value = config.get("command")
-        command: tuple[str, ...]
-        if command_value is None:
-            command = (sys.executable, "-m", "wove.stdio_worker")
-            if max_threads is not None:
-                command += ("--max-threads", str(max_threads))
-        else:
-            if (
-                isinstance(command_value, (str, bytes))
-                or not isinstance(command_value, Sequence)
-                or not command_value
-                or not all(isinstance(part, str) for part in command_value)
-            ):
+        settings = validate_executor_config(cls, config, environment=environment, executor="stdio")
+        if settings.max_threads is not None:
+            if config.get("command") is not None:
                 raise InvalidOptionError(
-                    f"{where}: command must be a non-empty list of strings, such as "
-                    f"[{sys.executable!r}, '-m', 'wove.stdio_worker'], got {command_value!r}"
+                    f"{config_location(environment, 'stdio')}: max_threads applies only to the "
+                    "default command; with a custom command, add '--max-threads', "
+                    f"'{settings.max_threads}' to it yourself"
                 )
-            if max_threads is not None:
-                raise InvalidOptionError(
-                    f"{where}: max_threads applies only to the default command; with a custom "
-                    f"command, add '--max-threads', '{max_threads}' to it yourself"
-                )
-            command = tuple(command_value)
-        processes = config.get("processes")
-        if processes is None:
-            processes = default_processes()
-        elif not _is_positive_int(processes):
-            raise InvalidOptionError(
-                f"{where}: processes must be a positive integer, got {processes!r}"
-            )
-        env = config.get("env") or {}
-        if not isinstance(env, Mapping) or not all(
-            isinstance(key, str) and isinstance(value, str) for key, value in env.items()
-        ):
-            raise InvalidOptionError(
-                f"{where}: env must map variable names to string values, got {env!r}"
-            )
-        cwd = config.get("cwd")
-        if cwd is not None:
-            if not isinstance(cwd, (str, os.PathLike)):
-                raise InvalidOptionError(f"{where}: cwd must be a path, got {cwd!r}")
-            cwd = os.fspath(cwd)
-        start_timeout = config.get("start_timeout", DEFAULT_START_TIMEOUT_SECONDS)
-        if (
-            isinstance(start_timeout, bool)
-            or not isinstance(start_timeout, (int, float))
-            or not start_timeout > 0
-        ):
-            raise InvalidOptionError(
-                f"{where}: start_timeout must be a positive number of seconds, "
-                f"got {start_timeout!r}"
-            )
-        return cls(
-            command=command,
-            processes=processes,
-            env=dict(env),
-            cwd=cwd,
-            start_timeout=float(start_timeout),
-        )
+            settings.command = (*settings.command, "--max-threads", str(settings.max_threads))
+        return settings
 
 
 def _is_worker_timeout(sent: RunTask, event: Any) -> bool:
@@ -165,10 +145,6 @@ def _is_worker_timeout(sent: RunTask, event: Any) -> bool:
         and sent.timeout is not None
         and event.error.kind == "builtins.TimeoutError"
     )
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class _Worker:
@@ -245,16 +221,7 @@ class StdioExecutor(Executor):
     once its other runs are done its input is closed and it exits, which stops the thread. The
     pool gets a fresh worker when there is work for one. Async tasks are cancelled in place.
 
-    ``executor_config`` keys:
-
-    * ``command`` -- the worker command line (default
-      ``[sys.executable, "-m", "wove.stdio_worker"]``).
-    * ``processes`` -- how many workers to keep (default ``min(4, os.cpu_count())``).
-    * ``max_threads`` -- passed as ``--max-threads`` to the default command: the sync tasks one
-      worker runs at once.
-    * ``env`` -- extra environment variables for the workers (on top of this process's).
-    * ``cwd`` -- the workers' working directory.
-    * ``start_timeout`` -- seconds the workers have to start (default 30).
+    Its ``executor_config`` keys are declared by :class:`StdioSettings`.
 
     Example:
         >>> import wove
@@ -264,9 +231,7 @@ class StdioExecutor(Executor):
     """
 
     kind: ClassVar[ExecutorKind] = "process"
-    config_keys: ClassVar[frozenset[str] | None] = frozenset(
-        {"command", "processes", "max_threads", "env", "cwd", "start_timeout"}
-    )
+    settings_class: ClassVar[type[ExecutorSettings] | None] = StdioSettings
 
     def __init__(self) -> None:
         self._state: Literal["new", "starting", "started", "stopping", "stopped"] = "new"

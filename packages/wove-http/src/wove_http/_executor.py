@@ -14,37 +14,75 @@ import logging
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final, cast
+from typing import Annotated, Any, ClassVar, Final, cast
 from urllib.parse import urlsplit
 
 import httpx
 
 from wove import InvalidOptionError, WeaveUsageError
-from wove.network import NETWORK_CONFIG_KEYS, ClientRuns, NetworkSettings, network_settings
+from wove.network import ClientRuns, NetworkExecutorSettings, NetworkSettings, network_settings
 from wove.plugins import (
     CancelTask,
     Executor,
     ExecutorKind,
+    ExecutorSettings,
     Frame,
     FrameRejectedError,
     Heartbeat,
     LogRecord,
     NormalizedError,
     RunTask,
+    Seconds,
     Security,
     Shutdown,
     TaskCancelled,
     TaskError,
     TaskResult,
     TaskStarted,
+    config_location,
+    setting,
+    setting_keys,
+    validate_executor_config,
 )
 
-__all__ = ["HttpExecutor", "HTTP_CONFIG_KEYS"]
+__all__ = ["HttpExecutor", "HttpSettings", "HTTP_CONFIG_KEYS"]
 
 logger = logging.getLogger(__name__)
 
+
+class HttpSettings(NetworkExecutorSettings, kw_only=True):
+    """The ``executor_config`` of an http or https environment: the service's URL, and the
+    keys every network executor takes."""
+
+    url: Annotated[
+        str,
+        setting(
+            "the worker service's address, such as `http://127.0.0.1:8700` (what "
+            "`wove worker http` prints); `https://` for TLS",
+            expect="an http:// or https:// URL with a host",
+            pattern=r"^https?://[^/?#]",
+        ),
+    ]
+    headers: Annotated[
+        Mapping[str, str],
+        setting(
+            "HTTP headers sent with every request (for a proxy or gateway in between)",
+            expect="a dict mapping header names to strings",
+        ),
+    ] = {}
+    read_timeout: Annotated[
+        Seconds | None,
+        setting(
+            "how long an event stream may stay silent; by default heartbeats and "
+            "`delivery_timeout` bound a run",
+            default="none",
+            gt=0,
+        ),
+    ] = None
+
+
 #: ``executor_config`` keys of the http and https executors.
-HTTP_CONFIG_KEYS: Final = NETWORK_CONFIG_KEYS | frozenset({"url", "headers", "read_timeout"})
+HTTP_CONFIG_KEYS: Final = setting_keys(HttpSettings)
 #: Media type of command bodies and event streams.
 NDJSON: Final = "application/x-ndjson"
 _EVENTS: Final = (TaskStarted, TaskResult, TaskError, TaskCancelled, Heartbeat, LogRecord)
@@ -64,20 +102,14 @@ _STOPPED: Final = cast("Frame", object())
 class HttpExecutor(Executor):
     """Run an environment's tasks on a ``wove worker http`` service.
 
-    ``executor_config`` keys (validated at ``start``): ``url`` (required, ``http://`` or
-    ``https://``), ``security`` (``"env:NAME"`` or a dict; required for a non-loopback host),
-    ``headers`` (sent with every request), ``connect_timeout`` (seconds, default 10; also how
-    long a refused connection is retried, e.g. while a service restarts), ``read_timeout``
-    (seconds between bytes of an event stream; default none: heartbeats and
-    ``delivery_timeout`` bound a run), ``max_in_flight`` (default 64), ``ca_file``,
-    ``cert_file``/``key_file`` (mutual TLS), ``insecure``.
-
-    A non-loopback ``url`` without TLS or without ``security`` raises ``ValueError`` at
-    ``start`` unless ``insecure=True``; nothing is sent before that check.
+    Its ``executor_config`` keys are declared by :class:`HttpSettings` and checked at
+    ``start``. ``connect_timeout`` is also how long a refused connection is retried (while a
+    service restarts). A non-loopback ``url`` without TLS or without ``security`` raises
+    ``ValueError`` at ``start`` unless ``insecure=True``; nothing is sent before that check.
     """
 
     kind: ClassVar[ExecutorKind] = "network"
-    config_keys: ClassVar[frozenset[str] | None] = HTTP_CONFIG_KEYS
+    settings_class: ClassVar[type[ExecutorSettings] | None] = HttpSettings
     #: The executor name, used in messages.
     name: ClassVar[str] = "http"
     #: Whether the URL must use ``https://`` (the ``https`` executor sets this).
@@ -101,48 +133,28 @@ class HttpExecutor(Executor):
         run_config: Mapping[str, Any],
     ) -> None:
         self._environment = environment_name
-        where = f"executor_config of environment {environment_name!r} (executor {self.name!r})"
-        url = environment_config.get("url")
-        if not isinstance(url, str) or not url:
-            raise InvalidOptionError(
-                f"{where}: url is required, e.g. 'http://127.0.0.1:8700' "
-                "(the address `wove worker http` prints)"
-            )
+        config = validate_executor_config(
+            HttpSettings, environment_config, environment=environment_name, executor=self.name
+        )
+        where = config_location(environment_name, self.name)
+        url = config.url
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not parts.hostname:
             raise InvalidOptionError(f"{where}: url must be http://HOST[:PORT], got {url!r}")
         if self.require_tls and parts.scheme != "https":
             raise ValueError(f"{where}: the https executor needs an https:// url, got {url!r}")
-        headers = environment_config.get("headers") or {}
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
-        ):
-            raise InvalidOptionError(f"{where}: headers must map names to strings, got {headers!r}")
-        read_timeout = environment_config.get("read_timeout")
-        if read_timeout is not None and (
-            isinstance(read_timeout, bool)
-            or not isinstance(read_timeout, (int, float))
-            or read_timeout <= 0
-        ):
-            raise InvalidOptionError(
-                f"{where}: read_timeout must be a positive number of seconds, got {read_timeout!r}"
-            )
         settings = network_settings(
-            environment_config,
-            host=parts.hostname,
-            tls=parts.scheme == "https",
-            where=where,
-            extra_keys=HTTP_CONFIG_KEYS,
+            config, host=parts.hostname, tls=parts.scheme == "https", where=where
         )
         self._settings = settings
         self._base = url.rstrip("/")
         pool = settings.max_in_flight + _CANCEL_CONNECTIONS
         self._client = httpx.AsyncClient(
             verify=settings.ssl_context if settings.ssl_context is not None else True,
-            headers={**headers, "content-type": NDJSON},
+            headers={**config.headers, "content-type": NDJSON},
             timeout=httpx.Timeout(
                 connect=settings.connect_timeout,
-                read=None if read_timeout is None else float(read_timeout),
+                read=config.read_timeout,
                 write=None,
                 pool=None,
             ),

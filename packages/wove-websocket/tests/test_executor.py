@@ -160,7 +160,7 @@ def test_wss_builds_a_tls_context_from_the_ca_file(certificates: Any):
         ({}, "url is required"),
         ({"url": "http://127.0.0.1:1"}, "ws:// or wss:// URL"),
         ({"url": "ws://127.0.0.1:1", "connections": 0}, "connections must be a positive"),
-        ({"url": "ws://127.0.0.1:1", "headers": {"a": 1}}, "headers must map"),
+        ({"url": "ws://127.0.0.1:1", "headers": {"a": 1}}, "headers must be a dict mapping"),
         ({"url": "ws://127.0.0.1:1", "ping_interval": -1}, "ping_interval must be"),
         ({"url": "ws://127.0.0.1:1", "max_message_bytes": "big"}, "max_message_bytes must"),
     ],

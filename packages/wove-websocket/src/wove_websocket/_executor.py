@@ -14,24 +14,29 @@ import itertools
 import logging
 import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
 
-from wove import InvalidOptionError, WeaveUsageError
-from wove.network import NETWORK_CONFIG_KEYS, ClientRuns, NetworkSettings, network_settings
+from wove import WeaveUsageError
+from wove.network import ClientRuns, NetworkExecutorSettings, NetworkSettings, network_settings
 from wove.plugins import (
     CancelTask,
     Executor,
     ExecutorKind,
+    ExecutorSettings,
     FrameRejectedError,
     Heartbeat,
     LogRecord,
     RunTask,
+    Seconds,
     Security,
     Shutdown,
     TaskCancelled,
     TaskError,
     TaskResult,
     TaskStarted,
+    config_location,
+    setting,
+    validate_executor_config,
 )
 
 from ._outbox import Outbox, split_lines
@@ -39,7 +44,7 @@ from ._outbox import Outbox, split_lines
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
-__all__ = ["WebSocketExecutor", "WebSocketSettings"]
+__all__ = ["WebSocketConfig", "WebSocketExecutor", "WebSocketSettings"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +62,43 @@ _TERMINAL: Final = (TaskResult, TaskError, TaskCancelled)
 _EVENTS: Final = (TaskStarted, TaskResult, TaskError, TaskCancelled, Heartbeat, LogRecord)
 _STOPPED: Final = object()  # queued by stop() to end every pending recv()
 
-_OWN_KEYS: Final = frozenset(
-    {"url", "headers", "connections", "ping_interval", "ping_timeout", "max_message_bytes"}
-)
+
+class WebSocketConfig(NetworkExecutorSettings, kw_only=True):
+    """The ``executor_config`` keys of a websocket environment, declared once; ``start``
+    builds its :class:`WebSocketSettings` from them."""
+
+    url: Annotated[
+        str,
+        setting(
+            "the service's address, such as `wss://workers.example.com:8765`",
+            expect="a ws:// or wss:// URL with a host",
+            pattern=r"^wss?://[^/?#]",
+        ),
+    ]
+    headers: Annotated[
+        Mapping[str, str],
+        setting(
+            "extra HTTP headers sent with the opening handshake",
+            expect="a dict mapping header names to string values",
+        ),
+    ] = {}
+    connections: Annotated[
+        int, setting("how many persistent connections the executor keeps for its runs", ge=1)
+    ] = 1
+    ping_interval: Annotated[
+        Seconds | None, setting("time between WebSocket pings; None sends none", gt=0)
+    ] = DEFAULT_PING_INTERVAL
+    ping_timeout: Annotated[
+        Seconds | None,
+        setting("how long a ping may go unanswered before the connection counts as lost", gt=0),
+    ] = DEFAULT_PING_TIMEOUT
+    max_message_bytes: Annotated[
+        int, setting("the largest event message accepted from the service", ge=1)
+    ] = DEFAULT_MAX_MESSAGE_BYTES
 
 
 class WebSocketSettings:
-    """The checked ``executor_config`` of a websocket environment.
+    """The checked ``executor_config`` of a websocket environment, ready to connect with.
 
     Attributes:
         url: the service's ``ws://`` or ``wss://`` URL.
@@ -96,76 +131,35 @@ class WebSocketSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], environment: str) -> WebSocketSettings:
-        """Check ``config`` (an environment's ``executor_config``) and return the settings.
+        """Check ``config`` (an environment's ``executor_config``) against
+        :class:`WebSocketConfig` and apply the endpoint rules.
 
         Raises:
-            InvalidOptionError: a key is unknown or has a value it cannot take.
+            UnknownOptionError: a key the executor does not take.
+            InvalidOptionError: a key has a value it cannot take.
             ValueError: the endpoint is not loopback and lacks TLS or security, and
                 ``insecure`` is not set.
         """
-        where = f"executor_config of environment {environment!r} (executor 'websocket')"
-        url = config.get("url")
-        if not isinstance(url, str) or not url:
-            raise InvalidOptionError(
-                f"{where}: url is required, such as 'wss://workers.example.com:8765', got {url!r}"
-            )
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
-            raise InvalidOptionError(
-                f"{where}: url must be a ws:// or wss:// URL with a host, got {url!r}"
-            )
-        headers = config.get("headers") or {}
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
-        ):
-            raise InvalidOptionError(
-                f"{where}: headers must map header names to string values, got {headers!r}"
-            )
-        connections = config.get("connections", 1)
-        if not _is_positive_int(connections):
-            raise InvalidOptionError(
-                f"{where}: connections must be a positive integer, got {connections!r}"
-            )
-        ping_interval = _optional_seconds(config, "ping_interval", DEFAULT_PING_INTERVAL, where)
-        ping_timeout = _optional_seconds(config, "ping_timeout", DEFAULT_PING_TIMEOUT, where)
-        max_message_bytes = config.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
-        if not _is_positive_int(max_message_bytes):
-            raise InvalidOptionError(
-                f"{where}: max_message_bytes must be a positive integer, got {max_message_bytes!r}"
-            )
+        checked = validate_executor_config(
+            WebSocketConfig, config, environment=environment, executor="websocket"
+        )
+        parsed = urllib.parse.urlsplit(checked.url)
+        assert parsed.hostname  # the declaration's pattern requires one
         network = network_settings(
-            config,
+            checked,
             host=parsed.hostname,
             tls=parsed.scheme == "wss",
-            where=where,
-            extra_keys=_OWN_KEYS,
+            where=config_location(environment, "websocket"),
         )
         return cls(
-            url=url,
-            headers=dict(headers),
-            connections=connections,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            max_message_bytes=max_message_bytes,
+            url=checked.url,
+            headers=dict(checked.headers),
+            connections=checked.connections,
+            ping_interval=checked.ping_interval,
+            ping_timeout=checked.ping_timeout,
+            max_message_bytes=checked.max_message_bytes,
             network=network,
         )
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _optional_seconds(
-    config: Mapping[str, Any], key: str, default: float, where: str
-) -> float | None:
-    value = config.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidOptionError(
-            f"{where}: {key} must be a positive number of seconds or None, got {value!r}"
-        )
-    return float(value)
 
 
 class _Link:
@@ -193,10 +187,7 @@ class WebSocketExecutor(Executor):
     ``"orphaned"`` (the environment's ``delivery_orphan_policy`` decides what happens next), and
     the next run reconnects. Events that fail verification are dropped with a warning.
 
-    ``executor_config`` keys: ``url`` (required, ``ws://`` or ``wss://``), ``headers``,
-    ``connections``, ``ping_interval``, ``ping_timeout``, ``max_message_bytes``, and the shared
-    network keys ``security``, ``insecure``, ``ca_file``, ``cert_file``, ``key_file``,
-    ``connect_timeout``, ``max_in_flight``.
+    Its ``executor_config`` keys are declared by :class:`WebSocketConfig`.
 
     Example:
         >>> import wove
@@ -211,7 +202,7 @@ class WebSocketExecutor(Executor):
     """
 
     kind: ClassVar[ExecutorKind] = "network"
-    config_keys: ClassVar[frozenset[str] | None] = NETWORK_CONFIG_KEYS | _OWN_KEYS
+    settings_class: ClassVar[type[ExecutorSettings] | None] = WebSocketConfig
 
     def __init__(self) -> None:
         self._state: Literal["new", "started", "stopped"] = "new"

@@ -375,7 +375,7 @@ def test_tls_is_on_when_certificate_files_are_given(certificates):
         ({}, "target must be 'HOST:PORT'"),
         ({"target": "127.0.0.1"}, "target must be 'HOST:PORT'"),
         ({"target": "127.0.0.1:1", "tls": "yes"}, "tls must be True or False"),
-        ({"target": "127.0.0.1:1", "metadata": {"x-token": 3}}, "metadata must map"),
+        ({"target": "127.0.0.1:1", "metadata": {"x-token": 3}}, "metadata must be a dict mapping"),
         ({"target": "127.0.0.1:1", "metadata": {"X-Token": "a"}}, "lower case"),
         ({"target": "127.0.0.1:1", "max_message_bytes": 0}, "max_message_bytes must be"),
         ({"target": "127.0.0.1:1", "max_in_flight": 0}, "max_in_flight must be"),

@@ -15,17 +15,18 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final
 
 import grpc
 import grpc.aio
 
 from wove import InvalidOptionError, WeaveUsageError
-from wove.network import NETWORK_CONFIG_KEYS, ClientRuns, NetworkSettings, network_settings
+from wove.network import ClientRuns, NetworkExecutorSettings, NetworkSettings, network_settings
 from wove.plugins import (
     CancelTask,
     Executor,
     ExecutorKind,
+    ExecutorSettings,
     FrameRejectedError,
     LogRecord,
     NormalizedError,
@@ -33,18 +34,17 @@ from wove.plugins import (
     Security,
     Shutdown,
     TaskError,
+    config_location,
+    setting,
+    validate_executor_config,
 )
 
 from ._protocol import CANCEL_METHOD, MAX_MESSAGE_BYTES, RUN_METHOD
 
-__all__ = ["GrpcExecutor", "GrpcSettings"]
+__all__ = ["GrpcConfig", "GrpcExecutor", "GrpcSettings"]
 
 logger = logging.getLogger(__name__)
 
-#: Keys of ``executor_config`` besides the ones every network executor takes.
-GRPC_CONFIG_KEYS: Final = frozenset(
-    {"target", "tls", "server_name", "metadata", "max_message_bytes"}
-)
 #: gRPC reconnects after a lost connection with exponential backoff; a worker service restarts
 #: quickly, so start at 100 ms instead of gRPC's default 1 s and never wait more than 5 s.
 _RECONNECT_OPTIONS: Final = (
@@ -53,6 +53,46 @@ _RECONNECT_OPTIONS: Final = (
     ("grpc.max_reconnect_backoff_ms", 5000),
 )
 _STOPPED: Final = object()
+
+
+class GrpcConfig(NetworkExecutorSettings, kw_only=True):
+    """The ``executor_config`` keys of a grpc environment, declared once; ``start`` builds its
+    :class:`GrpcSettings` from them."""
+
+    target: Annotated[
+        str,
+        setting(
+            "the address of a `wove worker grpc` service",
+            expect="'HOST:PORT', such as '127.0.0.1:8701'",
+            pattern=r"^.+:[0-9]+$",
+        ),
+    ]
+    tls: Annotated[
+        bool | None,
+        setting(
+            "whether the channel uses TLS",
+            default="`True` when `ca_file`, `cert_file` or `key_file` is set, else `False`",
+        ),
+    ] = None
+    server_name: Annotated[
+        str | None,
+        setting(
+            "the name checked against the service's certificate, when not the target's host",
+            expect="a host name",
+            min_length=1,
+        ),
+    ] = None
+    metadata: Annotated[
+        Mapping[Annotated[str, setting(pattern="^(?!grpc-)[^A-Z]*$")], str],
+        setting(
+            "sent with every call (for a proxy or gateway in between)",
+            expect="a dict mapping header names in lower case, not starting with 'grpc-', to "
+            "string values",
+        ),
+    ] = {}
+    max_message_bytes: Annotated[
+        int, setting("the largest message either direction may carry", ge=1)
+    ] = MAX_MESSAGE_BYTES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,64 +123,39 @@ class GrpcSettings:
         """Check ``config`` and apply the endpoint rules.
 
         Raises:
-            InvalidOptionError: a key is unknown or has a value it cannot take.
+            UnknownOptionError: a key the executor does not take.
+            InvalidOptionError: a key has a value it cannot take.
             ValueError: a non-loopback target without TLS or without security, and no
                 ``insecure=True``.
         """
-        where = f"executor_config of environment {environment!r} (executor 'grpc')"
-        target = config.get("target")
-        if not isinstance(target, str) or not target:
-            raise InvalidOptionError(
-                f"{where}: target must be 'HOST:PORT' of a 'wove worker grpc' service, "
-                f"got {target!r}"
+        checked = validate_executor_config(
+            GrpcConfig, config, environment=environment, executor="grpc"
+        )
+        where = config_location(environment, "grpc")
+        target = checked.target
+        host = target.rpartition(":")[0]
+        files = {
+            key: value
+            for key, value in (
+                ("ca_file", checked.ca_file),
+                ("cert_file", checked.cert_file),
+                ("key_file", checked.key_file),
             )
-        host, colon, port = target.rpartition(":")
-        if not colon or not host or not port.isdigit():
-            raise InvalidOptionError(
-                f"{where}: target must be 'HOST:PORT', such as '127.0.0.1:8701', got {target!r}"
-            )
-        tls_files = any(config.get(key) for key in ("ca_file", "cert_file", "key_file"))
-        tls = config.get("tls", tls_files)
-        if not isinstance(tls, bool):
-            raise InvalidOptionError(f"{where}: tls must be True or False, got {tls!r}")
-        if tls_files and not tls:
+            if value
+        }
+        tls = bool(files) if checked.tls is None else checked.tls
+        if files and not tls:
             raise InvalidOptionError(
                 f"{where}: ca_file, cert_file and key_file need TLS; remove tls=False"
             )
         try:
-            network = network_settings(
-                config, host=host.strip("[]"), tls=tls, where=where, extra_keys=GRPC_CONFIG_KEYS
-            )
+            network = network_settings(checked, host=host.strip("[]"), tls=tls, where=where)
         except OSError as error:  # ssl.SSLError included: a TLS file is missing or not PEM
-            files = {
-                key: config[key] for key in ("ca_file", "cert_file", "key_file") if key in config
-            }
+            shown = {key: str(value) for key, value in files.items()}
             raise InvalidOptionError(
-                f"{where}: cannot load the TLS files {files!r}: {error}"
+                f"{where}: cannot load the TLS files {shown!r}: {error}"
             ) from None
-        server_name = config.get("server_name")
-        if server_name is not None and (not isinstance(server_name, str) or not server_name):
-            raise InvalidOptionError(
-                f"{where}: server_name must be a host name, got {server_name!r}"
-            )
-        metadata = config.get("metadata") or {}
-        if not isinstance(metadata, Mapping) or not all(
-            isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()
-        ):
-            raise InvalidOptionError(
-                f"{where}: metadata must map header names to string values, got {metadata!r}"
-            )
-        bad = [key for key in metadata if key != key.lower() or key.startswith("grpc-")]
-        if bad:
-            raise InvalidOptionError(
-                f"{where}: metadata keys must be lower case and not start with 'grpc-', got {bad!r}"
-            )
-        max_message = config.get("max_message_bytes", MAX_MESSAGE_BYTES)
-        if isinstance(max_message, bool) or not isinstance(max_message, int) or max_message < 1:
-            raise InvalidOptionError(
-                f"{where}: max_message_bytes must be a positive integer, got {max_message!r}"
-            )
-        ca_file, cert_file, key_file = (config.get(k) for k in ("ca_file", "cert_file", "key_file"))
+        ca_file, cert_file, key_file = checked.ca_file, checked.cert_file, checked.key_file
 
         def read(key: str, path: Any) -> bytes:
             try:
@@ -152,9 +167,9 @@ class GrpcSettings:
             target=target,
             host=host,
             network=network,
-            server_name=server_name,
-            metadata=tuple(metadata.items()),
-            max_message_bytes=max_message,
+            server_name=checked.server_name,
+            metadata=tuple(checked.metadata.items()),
+            max_message_bytes=checked.max_message_bytes,
             root_certificates=read("ca_file", ca_file) if ca_file else None,
             certificate_chain=read("cert_file", cert_file) if cert_file else None,
             private_key=(
@@ -203,9 +218,7 @@ class GrpcExecutor(Executor):
     ``security`` is refused with ``ValueError`` unless ``insecure=True`` -- and then waits up to
     ``connect_timeout`` for the service to accept the connection.
 
-    ``executor_config`` keys: ``target`` (required, ``HOST:PORT``), ``security``, ``insecure``,
-    ``tls``, ``ca_file``, ``cert_file``, ``key_file``, ``server_name``, ``metadata``,
-    ``connect_timeout``, ``max_in_flight``, ``max_message_bytes``; see ``docs/executors/grpc.md``.
+    Its ``executor_config`` keys are declared by :class:`GrpcConfig`.
 
     Example:
         >>> import wove
@@ -223,7 +236,7 @@ class GrpcExecutor(Executor):
     """
 
     kind: ClassVar[ExecutorKind] = "network"
-    config_keys: ClassVar[frozenset[str] | None] = NETWORK_CONFIG_KEYS | GRPC_CONFIG_KEYS
+    settings_class: ClassVar[type[ExecutorSettings] | None] = GrpcConfig
 
     def __init__(self) -> None:
         self._environment = ""

@@ -24,6 +24,7 @@ from wove.plugins import (
     Security,
     SecuritySetting,
     config_location,
+    given_options,
     parse_duration,
     secret_variable,
     setting,
@@ -100,7 +101,7 @@ def test_a_missing_required_key_says_what_it_is_for() -> None:
         check()
 
     assert str(caught.value) == (
-        f"{WHERE}: loft is required: the loft the birds fly from; it must be a non-empty string"
+        f"{WHERE}: loft is required: the loft the birds fly from; loft must be a non-empty string"
     )
 
 
@@ -116,10 +117,14 @@ def test_a_required_key_of_the_wrong_type_shows_the_value() -> None:
         ({"birds": True}, "birds must be a positive integer, got True"),
         ({"birds": 0}, "birds must be a positive integer, got 0"),
         ({"mode": "slow"}, "mode must be one of 'fast', 'safe', got 'slow'"),
-        ({"on_land": "print"}, "on_land must be a callable or None, got 'print'"),
+        ({"on_land": "print"}, "on_land must be a callable, got 'print'"),
         ({"route": "north"}, "route must be a route such as 'north/2', got 'north'"),
         ({"labels": {"a": 1}}, "labels must be a dict of strings, got {'a': 1}"),
-        ({"log_file": 7}, "log_file must be a path or None, got 7"),
+        ({"log_file": 7}, "log_file must be a path, got 7"),
+        (
+            {"grace": -1},
+            "grace must be a datetime.timedelta or a number of seconds >= 0 or None, got -1",
+        ),
     ],
 )
 def test_a_wrong_type_or_range_names_the_key_environment_and_executor(
@@ -129,6 +134,13 @@ def test_a_wrong_type_or_range_names_the_key_environment_and_executor(
         check(loft="roof", **config)
 
     assert str(caught.value) == f"{WHERE}: {message}"
+
+
+def test_none_is_offered_only_where_it_differs_from_leaving_the_key_out() -> None:
+    fields = {field.key: field for field in setting_fields(PigeonSettings)}
+
+    assert fields["grace"].expect.endswith(" or None")  # default 5: None waits forever
+    assert fields["log_file"].expect == "a path"  # default None: the same as not set
 
 
 def test_none_means_not_set_unless_the_type_admits_none() -> None:
@@ -216,9 +228,13 @@ def test_a_nested_declaration_is_checked_key_by_key() -> None:
     assert settings.batch == Batch(size=3, linger=2.0)
     with pytest.raises(InvalidOptionError) as caught:
         check(loft="roof", batch={"size": 0})
-    assert str(caught.value) == (
-        f"{WHERE}: batch['size'] must be a positive integer or None, got 0"
-    )
+    assert str(caught.value) == (f"{WHERE}: batch['size'] must be a positive integer, got 0")
+
+
+def test_given_options_are_the_nested_keys_set_by_their_config_names() -> None:
+    batch = check(loft="roof", batch={"_linger": 2}).batch
+
+    assert given_options(batch) == {"_linger": 2.0}
 
 
 def test_an_unknown_nested_key_lists_what_it_takes_with_a_hint() -> None:

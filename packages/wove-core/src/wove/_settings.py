@@ -51,6 +51,7 @@ __all__ = [
     "SettingField",
     "check_settings",
     "config_location",
+    "given_options",
     "parse_duration",
     "setting",
     "setting_fields",
@@ -246,6 +247,24 @@ def validate_executor_config(
     return check_settings(settings_class, config, where=where, extra_keys=extra_keys)
 
 
+def given_options(settings: msgspec.Struct) -> dict[str, Any]:
+    """The keys of a (nested) declaration that hold a value other than ``None``, by their
+    ``executor_config`` names: options to pass on to a client library as keyword arguments.
+
+    Example:
+        >>> class Enqueue(ExecutorSettings, kw_only=True):
+        ...     priority: int | None = None
+        ...     ttl: int | None = None
+        >>> given_options(Enqueue(ttl=60))
+        {'ttl': 60}
+    """
+    return {
+        field.encode_name: getattr(settings, field.name)
+        for field in msgspec.structs.fields(settings)
+        if getattr(settings, field.name) is not None
+    }
+
+
 def setting_keys(settings_class: type[msgspec.Struct]) -> frozenset[str]:
     """The ``executor_config`` keys a declaration accepts."""
     return frozenset(field.encode_name for field in msgspec.structs.fields(settings_class))
@@ -292,7 +311,7 @@ def setting_fields(settings_class: type[ExecutorSettings]) -> tuple[SettingField
         rows.append(
             SettingField(
                 key=field.encode_name,
-                expect=_expect(hints[name]),
+                expect=_expect(hints[name], with_none=_none_is_a_choice(field)),
                 default="required" if required else _default_text(field, metas),
                 description=" ".join(m.description for m in metas if m.description),
                 required=required,
@@ -354,7 +373,8 @@ def check_settings(
                 message = _required_message(where, shown, tp)
                 raise InvalidOptionError(f"{message}, got {value!r}") from None
             raise InvalidOptionError(
-                f"{where}: {shown} must be {_expect(tp)}, got {value!r}"
+                f"{where}: {shown} must be {_expect(tp, with_none=_none_is_a_choice(field))}, "
+                f"got {value!r}"
             ) from None
     return settings_class(**values)
 
@@ -362,7 +382,7 @@ def check_settings(
 def _required_message(where: str, key: str, tp: Any) -> str:
     description = _strip(" ".join(m.description for m in _metas(tp) if m.description))
     what = f": {description}" if description else ""
-    return f"{where}: {key} is required{what}; it must be {_expect(tp)}"
+    return f"{where}: {key} is required{what}; {key} must be {_expect(tp)}"
 
 
 def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
@@ -527,12 +547,24 @@ def _is_required(field: msgspec.structs.FieldInfo) -> bool:
     return field.default is msgspec.NODEFAULT and field.default_factory is msgspec.NODEFAULT
 
 
+def _default_of(field: msgspec.structs.FieldInfo) -> Any:
+    if field.default_factory is not msgspec.NODEFAULT:
+        return field.default_factory()
+    return None if field.default is msgspec.NODEFAULT else field.default
+
+
 def _strip(text: str) -> str:
     """Docs markup left out of messages."""
     return text.replace("`", "")
 
 
-def _expect(tp: Any) -> str:
+def _none_is_a_choice(field: msgspec.structs.FieldInfo) -> bool:
+    """Whether setting a key to ``None`` differs from leaving it out: its default is another
+    value (``ping_interval=None``: no pings). Otherwise messages do not offer ``None``."""
+    return not _is_required(field) and _default_of(field) is not None
+
+
+def _expect(tp: Any, *, with_none: bool = True) -> str:
     """What a value of ``tp`` is, for "must be ..." and the docs table."""
     origin = typing.get_origin(tp)
     if origin is Annotated:
@@ -541,11 +573,11 @@ def _expect(tp: Any) -> str:
         for meta in reversed(metas):
             if _EXPECT in (meta.extra or {}):
                 return str((meta.extra or {})[_EXPECT])
-        return _expect_constrained(base, metas)
-    return _expect_constrained(tp, [])
+        return _expect_constrained(base, metas, with_none=with_none)
+    return _expect_constrained(tp, [], with_none=with_none)
 
 
-def _expect_constrained(tp: Any, metas: list[msgspec.Meta]) -> str:
+def _expect_constrained(tp: Any, metas: list[msgspec.Meta], *, with_none: bool = True) -> str:
     def bound(name: str) -> Any:
         found = [getattr(meta, name) for meta in metas if getattr(meta, name) is not None]
         return found[-1] if found else None
@@ -562,7 +594,8 @@ def _expect_constrained(tp: Any, metas: list[msgspec.Meta]) -> str:
         members = [member for member in typing.get_args(tp) if member is not _NONE]
         phrases = list(dict.fromkeys(_expect_constrained(member, metas) for member in members))
         text = " or ".join(phrases)
-        return f"{text} or None" if len(members) < len(typing.get_args(tp)) else text
+        admits_none = len(members) < len(typing.get_args(tp))
+        return f"{text} or None" if admits_none and with_none else text
     numbers = {name: bound(name) for name in ("gt", "ge", "lt", "le")}
     unit = next((str((m.extra or {})[_UNIT]) for m in metas if _UNIT in (m.extra or {})), None)
     if tp is float and unit == "seconds":
@@ -637,10 +670,7 @@ def _default_text(field: msgspec.structs.FieldInfo, metas: list[msgspec.Meta]) -
     for meta in reversed(metas):
         if _DEFAULT in (meta.extra or {}):
             return str((meta.extra or {})[_DEFAULT])
-    if field.default_factory is not msgspec.NODEFAULT:
-        value = field.default_factory()
-    else:
-        value = field.default
+    value = _default_of(field)
     if value is None:
         return "none"
     if isinstance(value, msgspec.Struct):

@@ -21,7 +21,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from kubernetes import client
 from kubernetes import config as kube_config
@@ -30,14 +30,24 @@ from kubernetes.config.config_exception import ConfigException
 
 from wove import InvalidOptionError
 from wove.backends import (
+    BACKEND_CONFIG_KEYS,
     BackendAdapter,
     BackendExecutor,
     BackendJob,
+    BackendSettings,
     DuplicateJobError,
     JobStatus,
     worker_environment,
 )
-from wove.plugins import Security
+from wove.plugins import (
+    ExecutorSettings,
+    FilePath,
+    Security,
+    config_location,
+    given_options,
+    setting,
+    setting_keys,
+)
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -46,32 +56,13 @@ __all__ = [
     "PAYLOAD_FILE",
     "KubernetesJobsAdapter",
     "KubernetesJobsExecutor",
+    "KubernetesJobsSettings",
     "kubernetes_label_value",
     "kubernetes_name",
 ]
 
 logger = logging.getLogger("wove_kubernetes_jobs")
 
-#: ``executor_config`` keys of the adapter, beyond the ones every backend takes.
-KUBERNETES_JOBS_CONFIG_KEYS: Final = frozenset(
-    {
-        "namespace",
-        "image",
-        "kubeconfig",
-        "context",
-        "api_client",
-        "host",
-        "resources",
-        "service_account",
-        "env",
-        "labels",
-        "job_template",
-        "ttl_seconds_after_finished",
-        "python",
-        "payload",
-        "worker_secret",
-    }
-)
 DEFAULT_NAMESPACE: Final = "default"
 #: Seconds Kubernetes keeps a finished Job (and, through it, its Pod and Secret).
 DEFAULT_TTL_SECONDS: Final = 300
@@ -85,10 +76,166 @@ MANAGED_BY: Final = "wove"
 
 _DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE: Final = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
-_ENV_NAME: Final = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _RESERVED_ENV: Final = frozenset({"WOVE_SECRET", "WOVE_SECRET_KEY_ID", "WOVE_CALLBACK_TOKEN"})
 _MAX_NAME: Final = 63
 _DIGEST: Final = 10
+
+
+class ResourceRequirements(ExecutorSettings, kw_only=True):
+    """The container's ``resources``, as Kubernetes spells them."""
+
+    requests: Annotated[
+        Mapping[str, Any] | None, setting("minimum resources, such as `{'cpu': '500m'}`")
+    ] = None
+    limits: Annotated[
+        Mapping[str, Any] | None, setting("maximum resources, such as `{'memory': '1Gi'}`")
+    ] = None
+    claims: Annotated[list[Any] | None, setting("dynamic resource claims")] = None
+
+
+class KubernetesJobsSettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of a ``kubernetes_jobs`` environment: the adapter's own keys,
+    and the ones every backend takes."""
+
+    image: Annotated[
+        str,
+        setting(
+            "the container image the Jobs run, with Python, `wove-core[callback,dispatch]` and "
+            "your task's modules installed",
+            expect="an image reference, such as 'registry.example.com/app:1.4'",
+            pattern=r"\S",
+        ),
+    ]
+    namespace: Annotated[
+        str,
+        setting(
+            "where Jobs, their Pods and Secrets are created",
+            expect="a Kubernetes namespace name (a DNS-1123 label such as 'default' or "
+            "'batch-jobs')",
+            pattern=rf"^{_DNS_LABEL.pattern}$",
+            max_length=63,
+        ),
+    ] = DEFAULT_NAMESPACE
+    host: Annotated[
+        str | None,
+        setting(
+            "the API server's URL (`https://10.0.0.1:6443`), without credentials; for proxies "
+            "(`kubectl proxy` at `http://127.0.0.1:8001`) and test servers",
+            expect="the API server's http:// or https:// URL, such as 'https://10.0.0.1:6443'",
+            pattern=r"^https?://",
+        ),
+    ] = None
+    kubeconfig: Annotated[
+        FilePath | None, setting("a kubeconfig file", default="the default kubeconfig")
+    ] = None
+    context: Annotated[
+        str | None,
+        setting("a context in the kubeconfig", default="its current context", min_length=1),
+    ] = None
+    api_client: Annotated[
+        client.ApiClient | None,
+        setting(
+            "a `kubernetes.client.ApiClient` you built; the adapter uses it and leaves it open",
+            expect="a kubernetes.client.ApiClient",
+        ),
+    ] = None
+    python: Annotated[
+        str | tuple[str, ...],
+        setting(
+            "the interpreter command in the image: a string or a list (`['/opt/venv/bin/python']`)",
+            expect="the interpreter command in the image, as a string ('python', "
+            "'/opt/venv/bin/python') or a list of strings",
+            min_length=1,
+        ),
+    ] = "python"
+    resources: Annotated[
+        ResourceRequirements | client.V1ResourceRequirements | None,
+        setting(
+            "the container's `{'requests': {...}, 'limits': {...}}`, or a `V1ResourceRequirements`",
+            expect="a dict like {'requests': {'cpu': '500m', 'memory': '256Mi'}, 'limits': "
+            "{'memory': '1Gi'}} or a V1ResourceRequirements",
+        ),
+    ] = None
+    service_account: Annotated[
+        str | None,
+        setting(
+            "the Pods' service account; without one, no API token is mounted (workers never "
+            "call the API)",
+            expect="a service account name",
+            default="the namespace's default",
+            min_length=1,
+        ),
+    ] = None
+    env: Annotated[
+        Mapping[Annotated[str, setting(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")], str],
+        setting(
+            "extra plain environment variables for the container",
+            expect="a dict of environment variable names to string values (for values from "
+            "Secrets or ConfigMaps use job_template)",
+            reserved=dict.fromkeys(
+                sorted(_RESERVED_ENV),
+                "the adapter passes it from a Secret, never as a plain value in the Job spec",
+            ),
+        ),
+    ] = {}
+    labels: Annotated[Mapping[str, str], setting("extra labels on the Jobs, Pods and Secrets")] = {}
+    job_template: Annotated[
+        Callable[[client.V1Job], client.V1Job] | None,
+        setting(
+            "a callable receiving the `V1Job` the adapter built and returning it, modified "
+            "(node selectors, tolerations, image pull secrets, volumes, `valueFrom` env...); it "
+            "must keep the name",
+            expect="a callable taking the V1Job the adapter built and returning it (modified)",
+        ),
+    ] = None
+    ttl_seconds_after_finished: Annotated[
+        int | None,
+        setting(
+            "Kubernetes deletes a finished Job (with its Pod and Secret) after this many "
+            "seconds; `0` deletes it at once, `None` keeps it",
+            expect="an integer >= 0 (0 deletes a Job as soon as it finishes) or None (keep "
+            "finished Jobs)",
+            ge=0,
+        ),
+    ] = DEFAULT_TTL_SECONDS
+    payload: Annotated[
+        Literal["secret", "fetch"],
+        setting(
+            "`'secret'`: the signed payload travels in the run's Secret (payloads over "
+            "`max_inline_payload_bytes` as a reference); `'fetch'`: the Secret holds only the "
+            "signed reference, and every worker fetches its payload from the callback server",
+            expect="'secret' (the signed payload travels in a Secret mounted into the Pod) or "
+            "'fetch' (the Secret holds only a signed reference the worker fetches the payload "
+            "with)",
+        ),
+    ] = "secret"
+    worker_secret: Annotated[
+        str | None,
+        setting(
+            "the name of a Secret of yours (in `namespace`) holding `WOVE_SECRET` (and "
+            "optionally `WOVE_SECRET_KEY_ID`, `WOVE_CALLBACK_TOKEN`); without it the adapter "
+            "copies them into each run's Secret",
+            expect="the name of a Secret in the namespace, holding the key WOVE_SECRET",
+            pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        ),
+    ] = None
+    max_inline_payload_bytes: Annotated[
+        int,
+        setting(
+            "larger payloads stay on the callback server; the Secret carries a signed "
+            "reference. At most 700 KiB: a Secret holds at most 1 MiB, base64-encoded",
+            expect=f"an integer from 0 to {SECRET_PAYLOAD_LIMIT}: a larger payload does not "
+            "fit in a Kubernetes Secret (at most 1 MiB, stored base64-encoded) and is fetched "
+            "from the callback server instead",
+            default="512 KiB",
+            ge=0,
+            le=SECRET_PAYLOAD_LIMIT,
+        ),
+    ] = 512 * 1024
+
+
+#: ``executor_config`` keys of the adapter, beyond the ones every backend takes.
+KUBERNETES_JOBS_CONFIG_KEYS: Final = setting_keys(KubernetesJobsSettings) - BACKEND_CONFIG_KEYS
 
 
 def _digest(text: str) -> str:
@@ -136,61 +283,38 @@ class _Handle:
     uid: str
 
 
-@dataclasses.dataclass(frozen=True)
-class _Settings:
-    namespace: str
-    image: str
-    python: tuple[str, ...]
-    resources: Any
-    service_account: str | None
-    env: tuple[tuple[str, str], ...]
-    labels: Mapping[str, str]
-    job_template: Callable[[client.V1Job], client.V1Job] | None
-    ttl: int | None
-    worker_secret: str | None
-
-
 class KubernetesJobsAdapter(BackendAdapter):
     """Create, delete and poll Wove runs as Kubernetes Jobs; see the module docstring."""
 
     name = "kubernetes_jobs"
-    config_keys = KUBERNETES_JOBS_CONFIG_KEYS
-    max_inline_payload_bytes = 512 * 1024
+    settings_class = KubernetesJobsSettings
+    settings: KubernetesJobsSettings
 
     def __init__(self) -> None:
         super().__init__()
         self._api: client.ApiClient | None = None
         self._owns_api = False
-        self._settings: _Settings | None = None
+        self._settings: KubernetesJobsSettings | None = None
         self._secret_data: dict[str, str] = {}
         self._where = "the Kubernetes API"
         self.fetch_payloads = False
 
     # -- the BackendAdapter contract -----------------------------------------------------------
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        where = f"executor_config of environment {environment_name!r} (executor 'kubernetes_jobs')"
-        self._settings = _settings(config, where)
-        self.fetch_payloads = _payload_mode(config, where) == "fetch"
+        where = config_location(environment_name, self.name)
+        settings = self._settings = self.settings
+        self.fetch_payloads = settings.payload == "fetch"
         if self.fetch_payloads:
             # Every payload stays on the callback server; the Secret carries only the signed
             # reference, so task code and arguments never reach etcd.
             self.max_inline_payload_bytes = 0
-        inline = config.get("max_inline_payload_bytes")
-        if isinstance(inline, int) and inline > SECRET_PAYLOAD_LIMIT:
-            raise InvalidOptionError(
-                f"{where}: max_inline_payload_bytes={inline} does not fit in a Kubernetes "
-                f"Secret (at most 1 MiB, stored base64-encoded); use at most "
-                f"{SECRET_PAYLOAD_LIMIT}: larger payloads are fetched from the callback server"
-            )
-        self._secret_data = _worker_secrets(
-            self.security, config, self._settings.worker_secret, where
-        )
+        self._secret_data = _worker_secrets(self.security, settings, where)
         if self._api is None:  # kept across weaves: one ApiClient (and its pool) per adapter
-            made, self._owns_api = await self.call_blocking(_api_client, config, where)
+            made, self._owns_api = await self.call_blocking(_api_client, settings, where)
             self._api = made
         api = self._api
         self._where = str(api.configuration.host)
-        namespace = self._settings.namespace
+        namespace = settings.namespace
         try:
             await self.call_blocking(self._check, namespace)
         except Exception as error:
@@ -233,7 +357,9 @@ class KubernetesJobsAdapter(BackendAdapter):
         """The Job for ``job`` before ``job_template`` sees it; public for tests and tools."""
         settings = self._require_settings()
         secret_name = settings.worker_secret or name
-        env = [client.V1EnvVar(name=key, value=value) for key, value in settings.env]
+        env = [
+            client.V1EnvVar(name=key, value=value) for key, value in sorted(settings.env.items())
+        ]
         for key in sorted(_RESERVED_ENV):
             optional = settings.worker_secret is not None or key != "WOVE_SECRET"
             if settings.worker_secret is None and key not in self._secret_data:
@@ -251,9 +377,12 @@ class KubernetesJobsAdapter(BackendAdapter):
         container = client.V1Container(
             name=CONTAINER_NAME,
             image=settings.image,
-            command=[*settings.python, "-m", "wove.backend_worker", "--payload-file", PAYLOAD_FILE],
+            command=[
+                *_command(settings.python),
+                *("-m", "wove.backend_worker", "--payload-file", PAYLOAD_FILE),
+            ],
             env=env,
-            resources=settings.resources,
+            resources=_resources(settings.resources),
             volume_mounts=[
                 client.V1VolumeMount(
                     name="wove-payload", mount_path=PAYLOAD_DIRECTORY, read_only=True
@@ -286,7 +415,7 @@ class KubernetesJobsAdapter(BackendAdapter):
             ),
             spec=client.V1JobSpec(
                 backoff_limit=0,  # Wove's retry policy decides about another attempt
-                ttl_seconds_after_finished=settings.ttl,
+                ttl_seconds_after_finished=settings.ttl_seconds_after_finished,
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=labels), spec=pod
                 ),
@@ -312,7 +441,7 @@ class KubernetesJobsAdapter(BackendAdapter):
         return annotations
 
     # -- blocking calls, run on the adapter's threads ------------------------------------------
-    def _require_settings(self) -> _Settings:
+    def _require_settings(self) -> KubernetesJobsSettings:
         if self._settings is None:
             raise RuntimeError("the kubernetes_jobs adapter was not started")
         return self._settings
@@ -463,141 +592,38 @@ class KubernetesJobsAdapter(BackendAdapter):
 
 
 # -- configuration --------------------------------------------------------------------------------
-def _settings(config: Mapping[str, Any], where: str) -> _Settings:
-    namespace = config.get("namespace", DEFAULT_NAMESPACE)
-    if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
-        raise InvalidOptionError(
-            f"{where}: namespace must be a Kubernetes namespace name (a DNS-1123 label such as "
-            f"'default' or 'batch-jobs'), got {namespace!r}"
-        )
-    image = config.get("image")
-    if not isinstance(image, str) or not image.strip():
-        raise InvalidOptionError(
-            f"{where}: image is required: the container image the Jobs run, with Python, "
-            "wove-core[callback,dispatch] and your task's modules installed, for example "
-            f"image='registry.example.com/app:1.4'; got {image!r}"
-        )
-    python = config.get("python", "python")
-    if isinstance(python, str) and python:
-        command: tuple[str, ...] = (python,)
-    elif isinstance(python, (list, tuple)) and python and all(isinstance(p, str) for p in python):
-        command = tuple(python)
-    else:
-        raise InvalidOptionError(
-            f"{where}: python must be the interpreter command in the image, as a string "
-            f"('python', '/opt/venv/bin/python') or a list of strings, got {python!r}"
-        )
-    resources = config.get("resources")
-    if resources is not None and not isinstance(
-        resources, (Mapping, client.V1ResourceRequirements)
-    ):
-        raise InvalidOptionError(
-            f"{where}: resources must be a dict like {{'requests': {{'cpu': '500m', 'memory': "
-            f"'256Mi'}}, 'limits': {{'memory': '1Gi'}}}} or a V1ResourceRequirements, got "
-            f"{type(resources).__name__}"
-        )
-    if isinstance(resources, Mapping):
-        unknown = sorted(set(resources) - {"requests", "limits", "claims"})
-        if unknown:
-            raise InvalidOptionError(
-                f"{where}: resources takes requests, limits and claims, not {', '.join(unknown)}"
-            )
-        resources = client.V1ResourceRequirements(**resources)
-    service_account = config.get("service_account")
-    if service_account is not None and (
-        not isinstance(service_account, str) or not service_account
-    ):
-        raise InvalidOptionError(f"{where}: service_account must be a service account name")
-    env = config.get("env", {})
-    if not isinstance(env, Mapping) or not all(
-        isinstance(k, str) and _ENV_NAME.fullmatch(k) and isinstance(v, str) for k, v in env.items()
-    ):
-        raise InvalidOptionError(
-            f"{where}: env must be a dict of environment variable names to string values, got "
-            f"{env!r}; for values from Secrets or ConfigMaps use job_template"
-        )
-    reserved = sorted(set(env) & _RESERVED_ENV)
-    if reserved:
-        raise InvalidOptionError(
-            f"{where}: env must not set {', '.join(reserved)}: the adapter passes them from a "
-            "Secret, never as plain values in the Job spec"
-        )
-    labels = config.get("labels", {})
-    if not isinstance(labels, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-    ):
-        raise InvalidOptionError(f"{where}: labels must be a dict of strings, got {labels!r}")
-    template = config.get("job_template")
-    if template is not None and not callable(template):
-        raise InvalidOptionError(
-            f"{where}: job_template must be a callable taking the V1Job the adapter built and "
-            f"returning it (modified), got {type(template).__name__}"
-        )
-    ttl = config.get("ttl_seconds_after_finished", DEFAULT_TTL_SECONDS)
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0):
-        raise InvalidOptionError(
-            f"{where}: ttl_seconds_after_finished must be an integer >= 0 (0 deletes a Job as "
-            f"soon as it finishes) or None (keep finished Jobs), got {ttl!r}"
-        )
-    worker_secret = config.get("worker_secret")
-    if worker_secret is not None and (
-        not isinstance(worker_secret, str)
-        or not re.fullmatch(r"[a-z0-9]([-.a-z0-9]*[a-z0-9])?", worker_secret)
-    ):
-        raise InvalidOptionError(
-            f"{where}: worker_secret must name a Secret in namespace {namespace!r} holding the "
-            f"key WOVE_SECRET, got {worker_secret!r}"
-        )
-    return _Settings(
-        namespace=namespace,
-        image=image,
-        python=command,
-        resources=resources,
-        service_account=service_account,
-        env=tuple(sorted(env.items())),
-        labels=dict(labels),
-        job_template=template,
-        ttl=ttl,
-        worker_secret=worker_secret,
-    )
+def _command(python: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (python,) if isinstance(python, str) else python
 
 
-def _payload_mode(config: Mapping[str, Any], where: str) -> str:
-    mode = config.get("payload", "secret")
-    if mode not in ("secret", "fetch"):
-        raise InvalidOptionError(
-            f"{where}: payload must be 'secret' (the signed payload travels in a Secret mounted "
-            "into the Pod) or 'fetch' (the Secret holds only a signed reference the worker "
-            f"fetches the payload with), got {mode!r}"
-        )
-    return str(mode)
+def _resources(
+    resources: ResourceRequirements | client.V1ResourceRequirements | None,
+) -> client.V1ResourceRequirements | None:
+    if isinstance(resources, ResourceRequirements):
+        return client.V1ResourceRequirements(**given_options(resources))
+    return resources
 
 
 def _worker_secrets(
-    security: Security | None, config: Mapping[str, Any], worker_secret: str | None, where: str
+    security: Security | None, settings: KubernetesJobsSettings, where: str
 ) -> dict[str, str]:
     """What each run's Secret carries besides the payload: the shared secret, its key id and
     the callback token, unless ``worker_secret`` names a Secret that holds them."""
-    if worker_secret is not None or security is None:
+    if settings.worker_secret is not None or security is None:
         return {}
-    token = config.get("callback_token")
     try:
-        return worker_environment(
-            security, callback_token=token if isinstance(token, str) else None, where=where
-        )
+        return worker_environment(security, callback_token=settings.callback_token, where=where)
     except InvalidOptionError as error:
         raise InvalidOptionError(
             f"{error}, or create a Secret yourself and set worker_secret"
         ) from None
 
 
-def _api_client(config: Mapping[str, Any], where: str) -> tuple[client.ApiClient, bool]:
+def _api_client(settings: KubernetesJobsSettings, where: str) -> tuple[client.ApiClient, bool]:
     """The ApiClient from ``api_client``, ``host``, ``kubeconfig``/``context``, in-cluster
     configuration or the default kubeconfig, and whether the adapter owns (closes) it."""
-    api = config.get("api_client")
-    host = config.get("host")
-    kubeconfig = config.get("kubeconfig")
-    context = config.get("context")
+    api, host = settings.api_client, settings.host
+    kubeconfig, context = settings.kubeconfig, settings.context
     given = [key for key, value in (("api_client", api), ("host", host)) if value is not None]
     if kubeconfig is not None or context is not None:
         given.append("kubeconfig/context")
@@ -607,24 +633,11 @@ def _api_client(config: Mapping[str, Any], where: str) -> tuple[client.ApiClient
             f"{' and '.join(given)}"
         )
     if api is not None:
-        if not isinstance(api, client.ApiClient):
-            raise InvalidOptionError(
-                f"{where}: api_client must be a kubernetes.client.ApiClient, got "
-                f"{type(api).__name__}"
-            )
         return api, False
     if host is not None:
-        if not isinstance(host, str) or not host.startswith(("http://", "https://")):
-            raise InvalidOptionError(
-                f"{where}: host must be the API server's http:// or https:// URL, such as "
-                f"'https://10.0.0.1:6443', got {host!r}"
-            )
         configuration = client.Configuration()
         configuration.host = host.rstrip("/")
         return client.ApiClient(configuration), True
-    for key, value in (("kubeconfig", kubeconfig), ("context", context)):
-        if value is not None and (not isinstance(value, (str, os.PathLike)) or not str(value)):
-            raise InvalidOptionError(f"{where}: {key} must be a path or name, got {value!r}")
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = client.Configuration()
         try:

@@ -360,7 +360,8 @@ def test_adapter_raises_duplicate_job_error_for_a_held_job_id(redis_url: str) ->
         ),
         (
             {"redis_url": "redis://127.0.0.1/4", "enqueue_options": {"_defer": 1}},
-            r"unknown enqueue_options '_defer'; allowed: _defer_by, _defer_until",
+            r"enqueue_options does not take '_defer'; it takes _defer_by, _defer_until.*"
+            r"Did you mean '_defer_by'",
         ),
         ({"redis_url": "redis://127.0.0.1/4", "function": 3}, r"function must be a non-empty"),
         ({"redis_url": "redis://127.0.0.1/4", "abort_timeout": -1}, r"abort_timeout must be"),

@@ -16,8 +16,9 @@ asyncio-native, so every call here is awaited directly on the dispatch loop -- n
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import default_queue_name
@@ -25,24 +26,122 @@ from arq.jobs import Job
 from arq.jobs import JobStatus as ArqJobStatus
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, DuplicateJobError, JobStatus
+from wove.backends import (
+    BACKEND_CONFIG_KEYS,
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    BackendSettings,
+    DuplicateJobError,
+    JobStatus,
+)
+from wove.plugins import (
+    ExecutorSettings,
+    Seconds,
+    config_location,
+    given_options,
+    setting,
+    setting_keys,
+)
 
 if TYPE_CHECKING:
     from arq.jobs import JobResult
 
-__all__ = ["ARQ_CONFIG_KEYS", "ENQUEUE_OPTIONS", "ArqAdapter", "ArqExecutor"]
+__all__ = [
+    "ARQ_CONFIG_KEYS",
+    "ENQUEUE_OPTIONS",
+    "ArqAdapter",
+    "ArqEnqueueOptions",
+    "ArqExecutor",
+    "ArqSettings",
+]
 
-#: ``executor_config`` keys of an ``arq`` environment, besides the shared backend keys.
-ARQ_CONFIG_KEYS: Final = frozenset(
-    {"redis_settings", "redis_url", "pool", "function", "queue", "enqueue_options", "abort_timeout"}
-)
-#: ``enqueue_job`` options an environment may set for every job it submits. ``_job_id`` and
-#: ``_queue_name`` are Wove's to choose (idempotency and the ``queue`` key).
-ENQUEUE_OPTIONS: Final = frozenset({"_defer_by", "_defer_until", "_expires", "_job_try"})
 #: The worker function :func:`wove_arq.worker_settings` registers.
 DEFAULT_FUNCTION: Final = "wove_run"
 #: Seconds a cancel waits for the worker to confirm an abort before leaving it to heartbeats.
 DEFAULT_ABORT_TIMEOUT: Final = 5.0
+
+
+class ArqEnqueueOptions(ExecutorSettings, kw_only=True):
+    """``enqueue_job`` options an environment may set for every job it submits. ``_job_id``
+    and ``_queue_name`` are Wove's to choose (idempotency and the ``queue`` key)."""
+
+    _defer_by: Annotated[
+        Seconds | None, setting("start the job this long after it is enqueued", ge=0)
+    ] = None
+    _defer_until: Annotated[
+        datetime.datetime | None, setting("start the job at this time", expect="a datetime")
+    ] = None
+    _expires: Annotated[
+        Seconds | None, setting("drop the job if it has not started this long after", gt=0)
+    ] = None
+    _job_try: Annotated[int | None, setting("the attempt number ARQ starts counting at", ge=1)] = (
+        None
+    )
+
+
+class ArqSettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of an ``arq`` environment: one Redis connection (``redis_url``,
+    ``redis_settings`` or ``pool``), the adapter's own keys and the ones every backend takes."""
+
+    redis_url: Annotated[
+        str | None,
+        setting(
+            "the Redis the workers use, as a URL",
+            expect="a redis://, rediss:// or unix:// URL string",
+            pattern=r"^(redis|rediss|unix)://",
+        ),
+    ] = None
+    redis_settings: Annotated[
+        RedisSettings | None,
+        setting(
+            "the Redis the workers use, as an `arq.connections.RedisSettings`",
+            expect="an arq.connections.RedisSettings (for a URL string use redis_url instead)",
+        ),
+    ] = None
+    pool: Annotated[
+        ArqRedis | None,
+        setting(
+            "an `ArqRedis` from `arq.create_pool` to enqueue through; you close it",
+            expect="an arq.connections.ArqRedis (from arq.create_pool)",
+        ),
+    ] = None
+    function: Annotated[
+        str,
+        setting("the name the workers registered `wove_arq.wove_run` under", min_length=1),
+    ] = DEFAULT_FUNCTION
+    queue: Annotated[
+        str | None,
+        setting(
+            "the queue jobs go to; the workers must read it",
+            default="`pool`'s default queue, else ARQ's",
+            min_length=1,
+        ),
+    ] = None
+    enqueue_options: Annotated[
+        ArqEnqueueOptions | None,
+        setting(
+            "`enqueue_job` options for every job",
+            reserved={
+                "_job_id": "Wove sets _job_id from the idempotency key (or run id)",
+                "_queue_name": "the queue comes from the queue key",
+            },
+        ),
+    ] = None
+    abort_timeout: Annotated[
+        Seconds,
+        setting(
+            "how long a cancel waits for the worker to confirm an abort (workers need "
+            "`allow_abort_jobs`); after that the worker notices the cancel at its next heartbeat",
+            ge=0,
+        ),
+    ] = DEFAULT_ABORT_TIMEOUT
+
+
+#: ``executor_config`` keys of an ``arq`` environment, besides the shared backend keys.
+ARQ_CONFIG_KEYS: Final = setting_keys(ArqSettings) - BACKEND_CONFIG_KEYS
+#: ``enqueue_job`` options an environment may set for every job it submits.
+ENQUEUE_OPTIONS: Final = setting_keys(ArqEnqueueOptions)
 #: How often an abort polls Redis for the aborted job's result.
 _ABORT_POLL: Final = 0.05
 
@@ -51,7 +150,8 @@ class ArqAdapter(BackendAdapter):
     """Enqueue each run as an ARQ job; abort, inspect and close through ARQ's own client."""
 
     name: ClassVar[str] = "arq"
-    config_keys: ClassVar[frozenset[str]] = ARQ_CONFIG_KEYS
+    settings_class = ArqSettings
+    settings: ArqSettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,33 +163,24 @@ class ArqAdapter(BackendAdapter):
         self._abort_timeout = DEFAULT_ABORT_TIMEOUT
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        """Check the ARQ keys, then connect once; the pool serves every later weave."""
-        where = f"executor_config of environment {environment_name!r} (executor 'arq')"
-        self._function = _text(config, "function", DEFAULT_FUNCTION, where)
-        self._enqueue_options = _enqueue_options(config.get("enqueue_options"), where)
-        timeout = config.get("abort_timeout", DEFAULT_ABORT_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise InvalidOptionError(
-                f"{where}: abort_timeout must be a number of seconds >= 0, got {timeout!r}"
-            )
-        self._abort_timeout = float(timeout)
-        pool = config.get("pool")
-        settings = _redis_settings(config, where)
-        if pool is not None:
-            if not isinstance(pool, ArqRedis):
-                raise InvalidOptionError(
-                    f"{where}: pool must be an arq.connections.ArqRedis (from arq.create_pool), "
-                    f"got a {type(pool).__module__}.{type(pool).__qualname__}"
-                )
-            self._queue = _text(config, "queue", pool.default_queue_name, where)
-            self._pool, self._owns_pool = pool, False
+        """Connect once; the pool serves every later weave."""
+        settings = self.settings
+        where = config_location(environment_name, self.name)
+        self._function = settings.function
+        options = settings.enqueue_options
+        self._enqueue_options = {} if options is None else given_options(options)
+        self._abort_timeout = settings.abort_timeout
+        redis = _redis_settings(settings, where)
+        if settings.pool is not None:
+            self._queue = settings.queue or settings.pool.default_queue_name
+            self._pool, self._owns_pool = settings.pool, False
             return
-        self._queue = _text(config, "queue", default_queue_name, where)
+        self._queue = settings.queue or default_queue_name
         try:
-            self._pool = await create_pool(settings, default_queue_name=self._queue)
+            self._pool = await create_pool(redis, default_queue_name=self._queue)
         except Exception as error:
             raise ConnectionError(
-                f"{where}: cannot reach Redis at {_describe(settings)}: "
+                f"{where}: cannot reach Redis at {_describe(redis)}: "
                 f"{type(error).__name__}: {error}. Start Redis or fix redis_url/redis_settings"
             ) from error
         self._owns_pool = True
@@ -184,9 +275,17 @@ def _finished(info: JobResult) -> JobStatus:
     return JobStatus("failed", f"{type(result).__name__}: {result}")
 
 
-def _redis_settings(config: Mapping[str, Any], where: str) -> RedisSettings:
+def _redis_settings(settings: ArqSettings, where: str) -> RedisSettings:
     """The one connection setting given, as :class:`RedisSettings` (unused when ``pool``)."""
-    given = [key for key in ("redis_settings", "redis_url", "pool") if config.get(key) is not None]
+    given = [
+        key
+        for key, value in (
+            ("redis_settings", settings.redis_settings),
+            ("redis_url", settings.redis_url),
+            ("pool", settings.pool),
+        )
+        if value is not None
+    ]
     if not given:
         raise InvalidOptionError(
             f"{where}: no Redis connection: set redis_url='redis://host:6379/0', "
@@ -197,55 +296,16 @@ def _redis_settings(config: Mapping[str, Any], where: str) -> RedisSettings:
         raise InvalidOptionError(
             f"{where}: {' and '.join(given)} both name a Redis connection; keep only one"
         )
-    settings = config.get("redis_settings")
-    url = config.get("redis_url")
-    if settings is not None:
-        if not isinstance(settings, RedisSettings):
-            raise InvalidOptionError(
-                f"{where}: redis_settings must be an arq.connections.RedisSettings, got "
-                f"{settings!r}; for a URL string use redis_url instead"
-            )
-        return settings
-    if url is not None:
-        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-            raise InvalidOptionError(
-                f"{where}: redis_url must be a redis://, rediss:// or unix:// URL string, "
-                f"got {url!r}"
-            )
+    if settings.redis_settings is not None:
+        return settings.redis_settings
+    if settings.redis_url is not None:
         try:
-            return RedisSettings.from_dsn(url)
+            return RedisSettings.from_dsn(settings.redis_url)
         except ValueError as error:
-            raise InvalidOptionError(f"{where}: redis_url {url!r} is malformed: {error}") from None
+            raise InvalidOptionError(
+                f"{where}: redis_url {settings.redis_url!r} is malformed: {error}"
+            ) from None
     return RedisSettings()  # pool given: never used
-
-
-def _enqueue_options(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InvalidOptionError(
-            f"{where}: enqueue_options must be a dict of enqueue_job options, got {value!r}"
-        )
-    reserved = sorted(key for key in value if key in ("_job_id", "_queue_name"))
-    if reserved:
-        raise InvalidOptionError(
-            f"{where}: enqueue_options may not set {', '.join(reserved)}: Wove sets _job_id "
-            "from the idempotency key (or run id), and the queue comes from the queue key"
-        )
-    unknown = sorted(str(key) for key in value if key not in ENQUEUE_OPTIONS)
-    if unknown:
-        raise InvalidOptionError(
-            f"{where}: unknown enqueue_options {', '.join(map(repr, unknown))}; allowed: "
-            f"{', '.join(sorted(ENQUEUE_OPTIONS))}"
-        )
-    return dict(value)
-
-
-def _text(config: Mapping[str, Any], key: str, default: str, where: str) -> str:
-    value = config.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise InvalidOptionError(f"{where}: {key} must be a non-empty string, got {value!r}")
-    return value
 
 
 def _describe(settings: RedisSettings) -> str:

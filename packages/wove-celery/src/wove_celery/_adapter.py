@@ -12,24 +12,34 @@ import asyncio
 import atexit
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
+from wove.backends import (
+    BACKEND_CONFIG_KEYS,
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    BackendSettings,
+    JobStatus,
+)
+from wove.plugins import config_location, setting, setting_keys
 
 if TYPE_CHECKING:
     # Celery ships no type information; its objects are Any to mypy.
     from celery import Celery  # type: ignore[import-untyped]
     from celery.result import AsyncResult  # type: ignore[import-untyped]
 
-__all__ = ["CELERY_CONFIG_KEYS", "DEFAULT_TASK_NAME", "CeleryAdapter", "CeleryExecutor"]
+__all__ = [
+    "CELERY_CONFIG_KEYS",
+    "DEFAULT_TASK_NAME",
+    "CeleryAdapter",
+    "CeleryExecutor",
+    "CelerySettings",
+]
 
 #: The name :func:`wove_celery.register_wove_task` registers the worker task under by default.
 DEFAULT_TASK_NAME: Final = "wove.run"
-#: ``executor_config`` keys of a ``celery`` environment, besides the shared backend keys.
-CELERY_CONFIG_KEYS: Final = frozenset(
-    {"app", "broker_url", "result_backend", "task_name", "queue", "apply_async_options"}
-)
 #: The signal a revoke sends to the pool process running a cancelled job. SIGKILL, because a
 #: Wove run executes sync callables in threads that no catchable signal can interrupt, and a
 #: task (or a library it uses) may install its own SIGTERM handler; the run has nothing to
@@ -39,6 +49,82 @@ TERMINATE_SIGNAL: Final = "SIGKILL"
 REVOKE_REPLY_SECONDS: Final = 1.0
 #: Options the adapter sets itself, so ``apply_async_options`` may not.
 _RESERVED_OPTIONS: Final = frozenset({"args", "kwargs", "task_id", "queue", "name"})
+
+
+def _celery_app(value: Any, key: str, where: str) -> Any:
+    """``app`` as given, once it is known to be a Celery app (celery is imported only when an
+    environment names one)."""
+    from celery import Celery
+
+    if isinstance(value, Celery):
+        return value
+    raise InvalidOptionError(
+        f"{where}: app must be a celery.Celery instance, got {type(value).__name__} {value!r}; "
+        "pass your Celery app object, or broker_url='redis://...' instead"
+    )
+
+
+class CelerySettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of a ``celery`` environment: ``app`` *or* ``broker_url`` (with
+    ``result_backend``), the adapter's other keys, and the ones every backend takes."""
+
+    app: Annotated[
+        Any,
+        setting(
+            "your `celery.Celery` app to send with: its broker, result backend, routes and "
+            "serializer settings apply",
+            expect="a celery.Celery instance",
+            parse=_celery_app,
+        ),
+    ] = None
+    broker_url: Annotated[
+        str | None,
+        setting(
+            "the broker to send through, when no `app` is given; Wove builds a client app, "
+            "shared by every weave in the process that names the same URLs",
+            expect="a URL string such as 'redis://127.0.0.1:6379/1'",
+            pattern="://",
+        ),
+    ] = None
+    result_backend: Annotated[
+        str | None,
+        setting(
+            "the result backend beside `broker_url`, read only to tell how a job ended",
+            expect="a URL string such as 'redis://127.0.0.1:6379/2'",
+            pattern="://",
+        ),
+    ] = None
+    task_name: Annotated[
+        str,
+        setting(
+            "the name the workers registered `wove_celery.register_wove_task` under",
+            min_length=1,
+        ),
+    ] = DEFAULT_TASK_NAME
+    queue: Annotated[
+        str | None,
+        setting(
+            "the queue runs are routed to (workers consume it with `-Q`)",
+            default="Celery's routing (`task_routes`, else the `celery` queue)",
+            min_length=1,
+        ),
+    ] = None
+    apply_async_options: Annotated[
+        Mapping[str, Any],
+        setting(
+            "passed to every `send_task` (`priority`, `expires`, `headers`...)",
+            expect="a dict of send_task options such as {'priority': 5, 'expires': 600}",
+            reserved=dict.fromkeys(
+                sorted(_RESERVED_OPTIONS),
+                "the executor sets the payload argument and the task id itself; route with "
+                "the queue key",
+            ),
+        ),
+    ] = {}
+
+
+#: ``executor_config`` keys of a ``celery`` environment, besides the shared backend keys.
+CELERY_CONFIG_KEYS: Final = setting_keys(CelerySettings) - BACKEND_CONFIG_KEYS
 #: Celery result states and what they mean for a job.
 _STATES: Final[Mapping[str, str]] = {
     "PENDING": "pending",  # queued -- or unknown to the backend: Celery cannot tell them apart
@@ -99,24 +185,12 @@ def close_app(app: Celery) -> None:
 
 
 class CeleryAdapter(BackendAdapter):
-    """Submit runs as Celery tasks named ``task_name`` and follow them through Celery.
-
-    ``executor_config`` keys, besides the shared backend keys:
-
-    * ``app``: a :class:`celery.Celery` instance to send with (its broker, result backend,
-      routes and serializer settings apply); or
-    * ``broker_url`` (and optionally ``result_backend``): Wove builds a client app from them,
-      shared by every weave in the process that names the same URLs.
-    * ``task_name`` (default ``"wove.run"``): the name the workers registered
-      :func:`wove_celery.register_wove_task` under.
-    * ``queue``: the queue to route runs to (workers consume it with ``-Q``); by default
-      Celery's routing decides (``task_routes``, else the ``celery`` queue).
-    * ``apply_async_options``: a dict passed to every ``send_task`` (``priority``,
-      ``expires``, ``headers``...).
-    """
+    """Submit runs as Celery tasks named ``task_name`` and follow them through Celery; the
+    environment's keys are declared by :class:`CelerySettings`."""
 
     name = "celery"
-    config_keys: ClassVar[frozenset[str]] = CELERY_CONFIG_KEYS
+    settings_class = CelerySettings
+    settings: CelerySettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -132,14 +206,18 @@ class CeleryAdapter(BackendAdapter):
         self._revoke_sent: asyncio.Future[set[str]] | None = None
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        where = f"executor_config of environment {environment_name!r} (executor 'celery')"
-        app, broker_url, result_backend = _connection_settings(config, where)
-        self.task_name = _text(config, "task_name", DEFAULT_TASK_NAME, where)
-        self.queue = _text(config, "queue", None, where)
-        self.options = _apply_async_options(config, where)
+        settings = self.settings
+        where = config_location(environment_name, self.name)
+        app = settings.app
+        _check_connection(settings, where)
+        self.task_name = settings.task_name
+        self.queue = settings.queue
+        self.options = dict(settings.apply_async_options)
         if app is None:
-            assert broker_url is not None
-            app, results = await self.call_blocking(_client_app, broker_url, result_backend)
+            assert settings.broker_url is not None
+            app, results = await self.call_blocking(
+                _client_app, settings.broker_url, settings.result_backend
+            )
         else:
             results = app
         self.app = app
@@ -287,65 +365,18 @@ def _state(app: Celery, job_id: str) -> tuple[str, str]:
 # -- configuration -------------------------------------------------------------------------------
 
 
-def _connection_settings(
-    config: Mapping[str, Any], where: str
-) -> tuple[Celery | None, str | None, str | None]:
-    app = config.get("app")
-    broker_url = config.get("broker_url")
-    result_backend = config.get("result_backend")
-    if app is not None:
-        from celery import Celery
-
-        if not isinstance(app, Celery):
-            raise InvalidOptionError(
-                f"{where}: app must be a celery.Celery instance, got {type(app).__name__} "
-                f"{app!r}; pass your Celery app object, or broker_url='redis://...' instead"
-            )
-        if broker_url is not None or result_backend is not None:
+def _check_connection(settings: CelerySettings, where: str) -> None:
+    """``app``, or ``broker_url`` (with ``result_backend``): exactly one way to the broker."""
+    if settings.app is not None:
+        if settings.broker_url is not None or settings.result_backend is not None:
             raise InvalidOptionError(
                 f"{where}: give either app or broker_url/result_backend, not both: the app "
                 "already names its broker and result backend"
             )
-        return app, None, None
-    if broker_url is None:
+        return
+    if settings.broker_url is None:
         raise InvalidOptionError(
             f"{where}: no broker to send tasks through. Set broker_url (for example "
             "'redis://127.0.0.1:6379/1' or 'amqp://guest:guest@127.0.0.1:5672//'), optionally "
             "with result_backend, or pass your Celery app as app"
         )
-    if not isinstance(broker_url, str) or "://" not in broker_url:
-        raise InvalidOptionError(
-            f"{where}: broker_url must be a URL string such as 'redis://127.0.0.1:6379/1', "
-            f"got {broker_url!r}"
-        )
-    if result_backend is not None and (
-        not isinstance(result_backend, str) or "://" not in result_backend
-    ):
-        raise InvalidOptionError(
-            f"{where}: result_backend must be a URL string such as 'redis://127.0.0.1:6379/2' "
-            f"(or left out), got {result_backend!r}"
-        )
-    return None, broker_url, result_backend
-
-
-def _text(config: Mapping[str, Any], key: str, default: str | None, where: str) -> Any:
-    value = config.get(key, default)
-    if value is not None and (not isinstance(value, str) or not value):
-        raise InvalidOptionError(f"{where}: {key} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _apply_async_options(config: Mapping[str, Any], where: str) -> dict[str, Any]:
-    options = config.get("apply_async_options", {})
-    if not isinstance(options, Mapping) or not all(isinstance(key, str) for key in options):
-        raise InvalidOptionError(
-            f"{where}: apply_async_options must be a dict of send_task options such as "
-            f"{{'priority': 5, 'expires': 600}}, got {options!r}"
-        )
-    reserved = sorted(_RESERVED_OPTIONS & set(options))
-    if reserved:
-        raise InvalidOptionError(
-            f"{where}: apply_async_options may not set {', '.join(reserved)}: the executor "
-            "sets the payload argument and the task id itself; route with the queue key"
-        )
-    return dict(options)

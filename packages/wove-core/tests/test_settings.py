@@ -284,7 +284,7 @@ def test_setting_keys_and_fields_come_from_the_declaration() -> None:
     assert setting_keys(PigeonSettings) == set(fields)
     assert "_linger" in setting_keys(Batch)
     assert fields["loft"].required
-    assert fields["loft"].default == "required"
+    assert fields["loft"].default == "**required**"
     assert fields["birds"].default == "`4`"
     assert fields["route"].default == '`"home/1"`'
     assert fields["grace"].expect == "a datetime.timedelta or a number of seconds >= 0 or None"

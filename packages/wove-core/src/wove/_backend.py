@@ -91,6 +91,7 @@ __all__ = [
 logger = logging.getLogger("wove.backend")
 
 T = TypeVar("T")
+_S = TypeVar("_S", bound="BackendSettings")
 
 
 class BackendSettings(ExecutorSettings, kw_only=True):
@@ -101,13 +102,16 @@ class BackendSettings(ExecutorSettings, kw_only=True):
     keeps ``max_inline_payload_bytes`` within what a Secret holds).
     """
 
+    # Required for every backend environment (the executor says so, naming the backend), and
+    # left optional here so that an adapter started on its own, in a test, needs none.
     security: Annotated[
-        SecuritySetting,
+        SecuritySetting | None,
         setting(
             "the shared secret that signs payloads and the events workers send back; workers "
-            "get the same secret as `WOVE_SECRET`"
+            "get the same secret as `WOVE_SECRET`",
+            default="**required**",
         ),
-    ]
+    ] = None
     callback_host: Annotated[
         str,
         setting(
@@ -285,9 +289,6 @@ class BackendAdapter(abc.ABC):
     #: default), set before :meth:`start`, where the adapter may lower it (0: fetch every
     #: payload).
     max_inline_payload_bytes: int = 1024 * 1024
-    #: The environment's checked ``executor_config``, an instance of :attr:`settings_class`;
-    #: set by the executor before :meth:`start`.
-    settings: BackendSettings
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -300,6 +301,10 @@ class BackendAdapter(abc.ABC):
         #: :meth:`start`; adapters that start workers themselves hand it on with
         #: :func:`worker_environment` instead of reading the setting again.
         self.security: Security | None = None
+        #: The environment's checked ``executor_config``, an instance of
+        #: :attr:`settings_class`, set by the executor before :meth:`start`; read it there with
+        #: :meth:`configured`.
+        self.settings: BackendSettings | None = None
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_count = 8
 
@@ -307,9 +312,28 @@ class BackendAdapter(abc.ABC):
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
         """Connect to the backend; raise a clear error here, before anything is submitted.
 
-        :attr:`settings` holds the environment's checked ``executor_config``; ``config`` is
-        the same configuration as given, for keys an adapter without a declaration reads.
+        ``config`` is the environment's whole ``executor_config``; :meth:`configured` gives it
+        checked against the adapter's declaration. (An adapter without a declaration reads its
+        own keys, listed in :attr:`config_keys`, from ``config``.)
         """
+
+    def configured(
+        self, settings_class: type[_S], environment_name: str, config: Mapping[str, Any]
+    ) -> _S:
+        """The environment's checked ``executor_config``, as ``settings_class`` (the adapter's
+        declaration): what the executor checked before :meth:`start`, or, for an adapter
+        started on its own (as tests and tools do), ``config`` checked now.
+
+        Example:
+            >>> async def start(self, environment_name, config):  # doctest: +SKIP
+            ...     settings = self.configured(PigeonSettings, environment_name, config)
+            ...     self._loft = await connect(settings.loft)
+        """
+        if isinstance(self.settings, settings_class):
+            return self.settings
+        return validate_executor_config(
+            settings_class, config, environment=environment_name, executor=self.name
+        )
 
     @abc.abstractmethod
     async def submit(self, job: BackendJob) -> Any:
@@ -414,6 +438,13 @@ class BackendExecutor(Executor):
         )
         where = config_location(environment_name, adapter.name)
         security = settings.security
+        if security is None:
+            raise InvalidOptionError(
+                f"{where}: security is required: payloads travel through {adapter.name}'s "
+                "queue and events come back over HTTP, so both are signed. Set "
+                "security='env:NAME' (a secret of at least 16 bytes in environment variable "
+                "NAME) and give workers the same secret as WOVE_SECRET"
+            )
         self.security = security
         self._codec = LineCodec(security)
         self._status_interval = settings.status_interval

@@ -277,7 +277,7 @@ class SettingField:
     Attributes:
         key: the ``executor_config`` key.
         expect: what it takes ("a positive integer").
-        default: its default as text ("``8``", "none"), or "required".
+        default: its default as Markdown ("``8``", "none", "**required**").
         description: what it does (Markdown: code in backticks).
         required: whether an environment must set it.
         declared_by: the class that first declared it (a core base class for shared keys).
@@ -312,7 +312,7 @@ def setting_fields(settings_class: type[ExecutorSettings]) -> tuple[SettingField
             SettingField(
                 key=field.encode_name,
                 expect=_expect(hints[name], with_none=_none_is_a_choice(field)),
-                default="required" if required else _default_text(field, metas),
+                default="**required**" if required else _default_text(field, metas),
                 description=" ".join(m.description for m in metas if m.description),
                 required=required,
                 declared_by=first[name],

@@ -151,7 +151,6 @@ class ArqAdapter(BackendAdapter):
 
     name: ClassVar[str] = "arq"
     settings_class = ArqSettings
-    settings: ArqSettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -164,7 +163,7 @@ class ArqAdapter(BackendAdapter):
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
         """Connect once; the pool serves every later weave."""
-        settings = self.settings
+        settings = self.configured(ArqSettings, environment_name, config)
         where = config_location(environment_name, self.name)
         self._function = settings.function
         options = settings.enqueue_options

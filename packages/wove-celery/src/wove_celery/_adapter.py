@@ -190,7 +190,6 @@ class CeleryAdapter(BackendAdapter):
 
     name = "celery"
     settings_class = CelerySettings
-    settings: CelerySettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -206,7 +205,7 @@ class CeleryAdapter(BackendAdapter):
         self._revoke_sent: asyncio.Future[set[str]] | None = None
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        settings = self.settings
+        settings = self.configured(CelerySettings, environment_name, config)
         where = config_location(environment_name, self.name)
         app = settings.app
         _check_connection(settings, where)

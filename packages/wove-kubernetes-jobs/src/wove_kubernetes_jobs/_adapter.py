@@ -288,7 +288,6 @@ class KubernetesJobsAdapter(BackendAdapter):
 
     name = "kubernetes_jobs"
     settings_class = KubernetesJobsSettings
-    settings: KubernetesJobsSettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -302,7 +301,9 @@ class KubernetesJobsAdapter(BackendAdapter):
     # -- the BackendAdapter contract -----------------------------------------------------------
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
         where = config_location(environment_name, self.name)
-        settings = self._settings = self.settings
+        settings = self._settings = self.configured(
+            KubernetesJobsSettings, environment_name, config
+        )
         self.fetch_payloads = settings.payload == "fetch"
         if self.fetch_payloads:
             # Every payload stays on the callback server; the Secret carries only the signed

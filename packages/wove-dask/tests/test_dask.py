@@ -406,19 +406,19 @@ def test_without_an_idempotency_window_a_key_runs_again_after_its_weave(
         ),
         (
             {"address": "tcp://127.0.0.1:1", "submit_options": {"resource": {"GPU": 1}}},
-            r"unknown submit_options 'resource' \(Client.submit would pass them to the task",
+            r"submit_options does not take 'resource'; it takes .*Did you mean 'resources'",
         ),
         (
             {"address": "tcp://127.0.0.1:1", "submit_options": {"retries": 2}},
-            r"retries must be 0, got 2: a payload runs at most once.*task's retries option",
+            r"retries'\] must be 0: a payload runs at most once.*task's retries option.*got 2",
         ),
         (
             {"address": "tcp://127.0.0.1:1", "submit_options": {"resources": ["GPU"]}},
-            r"resources must map resource names to amounts",
+            r"resources'\] must be a dict mapping resource names to amounts",
         ),
         (
             {"address": "tcp://127.0.0.1:1", "submit_options": {"priority": "high"}},
-            r"priority must be an integer",
+            r"priority'\] must be an integer",
         ),
         ({"address": "tcp://127.0.0.1:1", "submit_options": 3}, r"submit_options must be a dict"),
         ({"address": "tcp://127.0.0.1:1", "connect_timeout": 0}, r"connect_timeout must be a"),

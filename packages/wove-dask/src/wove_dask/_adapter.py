@@ -35,34 +35,140 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
 from distributed import Client, Future
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, DuplicateJobError, JobStatus
+from wove.backends import (
+    BACKEND_CONFIG_KEYS,
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    BackendSettings,
+    DuplicateJobError,
+    JobStatus,
+)
+from wove.plugins import (
+    ExecutorSettings,
+    Seconds,
+    config_location,
+    given_options,
+    setting,
+    setting_keys,
+)
 
 from .worker import NOT_CLAIMED, run_payload
 
-__all__ = ["DASK_CONFIG_KEYS", "SUBMIT_OPTIONS", "DaskAdapter", "DaskExecutor"]
+__all__ = [
+    "DASK_CONFIG_KEYS",
+    "SUBMIT_OPTIONS",
+    "DaskAdapter",
+    "DaskExecutor",
+    "DaskSettings",
+    "DaskSubmitOptions",
+]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: ``executor_config`` keys of a ``dask`` environment, besides the shared backend keys.
-DASK_CONFIG_KEYS: Final = frozenset(
-    {"address", "client", "submit_options", "connect_timeout", "idempotency_window"}
-)
-#: ``Client.submit`` options an environment may set for every task it submits. ``key`` and
-#: ``pure`` are Wove's (idempotency); ``retries`` may only be 0 (see :func:`_submit_options`).
-SUBMIT_OPTIONS: Final = frozenset(
-    {"resources", "priority", "workers", "allow_other_workers", "fifo_timeout", "retries"}
-)
 #: Seconds to connect to the scheduler, and for how long a client retries after losing it.
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 #: Seconds a finished task with an idempotency key stays held, so its key is refused.
 DEFAULT_IDEMPOTENCY_WINDOW: Final = 600.0
+
+
+class DaskSubmitOptions(ExecutorSettings, kw_only=True):
+    """``Client.submit`` options an environment may set for every task it submits; any other
+    key would reach the task as an argument. ``key`` and ``pure`` are Wove's (idempotency)."""
+
+    resources: Annotated[
+        Mapping[str, Annotated[float, setting(ge=0)]] | None,
+        setting(
+            "abstract resources the task needs on its worker",
+            expect="a dict mapping resource names to amounts, such as {'GPU': 1}",
+        ),
+    ] = None
+    priority: Annotated[int | None, setting("higher runs first")] = None
+    workers: Annotated[
+        str | list[str] | None,
+        setting(
+            "the workers that may run the task",
+            expect="a worker address or name, or a list of them",
+        ),
+    ] = None
+    allow_other_workers: Annotated[
+        bool | None, setting("whether other workers may run it when those are busy")
+    ] = None
+    fifo_timeout: Annotated[
+        str | float | None,
+        setting("how long tasks stay in submission order", expect="a duration ('100 ms')"),
+    ] = None
+    retries: Annotated[
+        Literal[0] | None,
+        setting(
+            "only `0`: a payload runs at most once, so a Dask retry could never run it again",
+            expect="0: a payload runs at most once (a second attempt finds its run claimed and "
+            "does nothing), so Dask retries cannot run a task again; use the task's retries "
+            "option, which Wove submits as a new run",
+        ),
+    ] = None
+
+
+class DaskSettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of a ``dask`` environment: ``address`` *or* ``client``, the
+    adapter's other keys, and the ones every backend takes."""
+
+    address: Annotated[
+        str | None,
+        setting(
+            "the scheduler's address; the workers must be connected to the same scheduler",
+            expect="a scheduler address string such as 'tcp://127.0.0.1:8786'",
+            min_length=1,
+        ),
+    ] = None
+    client: Annotated[
+        Any,
+        setting(
+            "a synchronous `distributed.Client` your application already has; used through "
+            "threads and never closed",
+            expect="a synchronous distributed.Client",
+        ),
+    ] = None
+    submit_options: Annotated[
+        DaskSubmitOptions | None,
+        setting(
+            "`Client.submit` options for every task",
+            reserved=dict.fromkeys(
+                ("actor", "actors", "key", "pure"),
+                "Wove sets key from the idempotency key (or run id) with pure=False, and runs "
+                "are not actors",
+            ),
+        ),
+    ] = None
+    connect_timeout: Annotated[
+        Seconds,
+        setting(
+            "how long to connect to the scheduler, and for how long a client retries after "
+            "losing it",
+            gt=0,
+        ),
+    ] = DEFAULT_CONNECT_TIMEOUT
+    idempotency_window: Annotated[
+        Seconds,
+        setting(
+            "how long a finished task with an idempotency key stays held, so a second "
+            "submission of its key is refused",
+            ge=0,
+        ),
+    ] = DEFAULT_IDEMPOTENCY_WINDOW
+
+
+#: ``executor_config`` keys of a ``dask`` environment, besides the shared backend keys.
+DASK_CONFIG_KEYS: Final = setting_keys(DaskSettings) - BACKEND_CONFIG_KEYS
+#: ``Client.submit`` options an environment may set for every task it submits.
+SUBMIT_OPTIONS: Final = setting_keys(DaskSubmitOptions)
 #: Scheduler task states in which no worker has been handed the task yet (``None``: the
 #: scheduler has not received the submission yet, and will receive the cancel after it).
 _NOT_STARTED: Final = frozenset({None, "released", "waiting", "queued", "no-worker"})
@@ -76,7 +182,7 @@ class DaskAdapter(BackendAdapter):
     """Submit each run as a Dask task; cancel, inspect and close through Dask's own client."""
 
     name: ClassVar[str] = "dask"
-    config_keys: ClassVar[frozenset[str]] = DASK_CONFIG_KEYS
+    settings_class = DaskSettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,17 +205,16 @@ class DaskAdapter(BackendAdapter):
     # -- the adapter contract --------------------------------------------------------------------
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        """Check the Dask keys, then connect once; the client serves every later weave."""
-        where = f"executor_config of environment {environment_name!r} (executor 'dask')"
-        self._where = where
-        self._submit_options = _submit_options(config.get("submit_options"), where)
-        self._connect_timeout = _seconds(
-            config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, where, zero=False
-        )
-        self._window = _seconds(config, "idempotency_window", DEFAULT_IDEMPOTENCY_WINDOW, where)
+        """Connect once; the client serves every later weave."""
+        settings = self.configured(DaskSettings, environment_name, config)
+        where = self._where = config_location(environment_name, self.name)
+        options = {} if settings.submit_options is None else given_options(settings.submit_options)
+        options.pop("retries", None)  # only 0 is allowed: nothing to pass on
+        self._submit_options = options
+        self._connect_timeout = settings.connect_timeout
+        self._window = settings.idempotency_window
         self._connecting = asyncio.Lock()
-        client = config.get("client")
-        address = config.get("address")
+        client, address = settings.client, settings.address
         if client is not None and address is not None:
             raise InvalidOptionError(
                 f"{where}: address and client both name a Dask scheduler; keep only one"
@@ -122,11 +227,6 @@ class DaskAdapter(BackendAdapter):
                 f"{where}: no Dask scheduler: set address='tcp://127.0.0.1:8786' (the "
                 "scheduler's address) or client=<a distributed.Client>; the workers must be "
                 "connected to the same scheduler"
-            )
-        if not isinstance(address, str) or not address:
-            raise InvalidOptionError(
-                f"{where}: address must be a scheduler address string such as "
-                f"'tcp://127.0.0.1:8786', got {address!r}"
             )
         self._address = address
         self._client, self._owns_client = await self._connect(), True
@@ -365,84 +465,3 @@ def _given_client(client: Any, where: str) -> Client:
             "Client (the default), or address= to let the environment connect its own"
         )
     return client
-
-
-def _submit_options(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InvalidOptionError(
-            f"{where}: submit_options must be a dict of Client.submit options, got {value!r}"
-        )
-    reserved = sorted(str(key) for key in value if key in ("key", "pure", "actor", "actors"))
-    if reserved:
-        raise InvalidOptionError(
-            f"{where}: submit_options may not set {', '.join(reserved)}: Wove sets key from "
-            "the idempotency key (or run id) with pure=False, and runs are not actors"
-        )
-    unknown = sorted(str(key) for key in value if key not in SUBMIT_OPTIONS)
-    if unknown:
-        raise InvalidOptionError(
-            f"{where}: unknown submit_options {', '.join(map(repr, unknown))} (Client.submit "
-            "would pass them to the task as arguments); allowed: "
-            f"{', '.join(sorted(SUBMIT_OPTIONS))}"
-        )
-    options = dict(value)
-    retries = options.pop("retries", None)
-    if retries not in (None, 0):
-        raise InvalidOptionError(
-            f"{where}: submit_options retries must be 0, got {retries!r}: a payload runs at "
-            "most once (a second attempt finds its run claimed and does nothing), so Dask "
-            "retries cannot run a task again; use the task's retries option, which Wove "
-            "submits as a new run"
-        )
-    resources = options.get("resources")
-    if resources is not None and (
-        not isinstance(resources, Mapping)
-        or not all(
-            isinstance(name, str) and isinstance(amount, (int, float)) and amount >= 0
-            for name, amount in resources.items()
-        )
-    ):
-        raise InvalidOptionError(
-            f"{where}: submit_options resources must map resource names to amounts, such as "
-            f"{{'GPU': 1}}, got {resources!r}"
-        )
-    priority = options.get("priority")
-    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-        raise InvalidOptionError(
-            f"{where}: submit_options priority must be an integer, got {priority!r}"
-        )
-    workers = options.get("workers")
-    if workers is not None and not (
-        isinstance(workers, str)
-        or (
-            isinstance(workers, (list, tuple, set, frozenset))
-            and all(isinstance(worker, str) for worker in workers)
-        )
-    ):
-        raise InvalidOptionError(
-            f"{where}: submit_options workers must be a worker address or name, or a list of "
-            f"them, got {workers!r}"
-        )
-    allow = options.get("allow_other_workers")
-    if allow is not None and not isinstance(allow, bool):
-        raise InvalidOptionError(
-            f"{where}: submit_options allow_other_workers must be True or False, got {allow!r}"
-        )
-    return options
-
-
-def _seconds(
-    config: Mapping[str, Any], key: str, default: float, where: str, *, zero: bool = True
-) -> float:
-    value = config.get(key, default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-        or (value == 0 and not zero)
-    ):
-        allowed = "a number of seconds >= 0" if zero else "a positive number of seconds"
-        raise InvalidOptionError(f"{where}: {key} must be {allowed}, got {value!r}")
-    return float(value)

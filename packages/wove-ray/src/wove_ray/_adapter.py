@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import ray
 from ray.exceptions import (
@@ -42,7 +42,15 @@ from ray.exceptions import (
 )
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
+from wove.backends import (
+    BACKEND_CONFIG_KEYS,
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    BackendSettings,
+    JobStatus,
+)
+from wove.plugins import config_location, setting, setting_keys
 from wove.worker import NOT_CLAIMED
 
 from .worker import run_payload
@@ -54,12 +62,11 @@ __all__ = [
     "RayAdapter",
     "RayExecutor",
     "RayHandle",
+    "RaySettings",
 ]
 
 logger = logging.getLogger("wove_ray")
 
-#: ``executor_config`` keys of the adapter, beyond the ones every backend takes.
-RAY_CONFIG_KEYS: Final = frozenset({"address", "namespace", "remote_options", "cancel_force"})
 #: ``remote_options`` keys passed on to ``ray.remote(...).options()``. The task's ``name`` is
 #: Wove's (the job id); ``num_returns`` and ``retry_exceptions`` would change what the task
 #: returns or when Ray reruns it, which only Wove decides.
@@ -81,6 +88,52 @@ REMOTE_OPTIONS: Final = frozenset(
 #: rerun's claim would be refused by the callback server anyway once the run had started, and
 #: Wove's own ``retries`` and ``delivery_orphan_policy`` decide what happens to a lost run.
 DEFAULT_REMOTE_OPTIONS: Final[Mapping[str, Any]] = {"max_retries": 0}
+
+
+class RaySettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of a ``ray`` environment: the adapter's own keys, and the ones
+    every backend takes."""
+
+    address: Annotated[
+        str | None,
+        setting(
+            "the cluster's GCS address (`host:6379`) or `auto` (the cluster started on this "
+            "machine); may be left out when the application has called `ray.init` itself",
+            expect="the head's GCS address as a string, such as '127.0.0.1:6379', or 'auto'",
+            pattern=r"\S",
+        ),
+    ] = None
+    namespace: Annotated[
+        str | None,
+        setting(
+            "the Ray namespace of the connection Wove makes",
+            default="Ray's (an anonymous one)",
+            min_length=1,
+        ),
+    ] = None
+    remote_options: Annotated[
+        Mapping[str, Any],
+        setting(
+            "passed to `ray.remote(...).options()` for every task (Ray checks the values): "
+            + ", ".join(f"`{name}`" for name in sorted(REMOTE_OPTIONS))
+            + "; `max_retries` is 0 unless set",
+            expect="a dict of ray.remote options such as {'num_cpus': 1, 'max_retries': 0}",
+            keys=REMOTE_OPTIONS,
+        ),
+    ] = {}
+    cancel_force: Annotated[
+        bool,
+        setting(
+            "whether cancelling a running task kills its Ray worker (else the task notices the "
+            "cancel at its next heartbeat)",
+            expect="True (kill the Ray worker of a cancelled running task) or False (let the "
+            "task notice the cancel)",
+        ),
+    ] = True
+
+
+#: ``executor_config`` keys of the adapter, beyond the ones every backend takes.
+RAY_CONFIG_KEYS: Final = setting_keys(RaySettings) - BACKEND_CONFIG_KEYS
 #: Seconds between two checks that the cluster the driver is connected to is still the one at
 #: its address; a restart is noticed by the first submission or status poll after that.
 VERIFY_INTERVAL: Final = 1.0
@@ -276,7 +329,7 @@ class RayAdapter(BackendAdapter):
     """Submit, cancel and poll Wove runs as Ray tasks; see the module docstring."""
 
     name = "ray"
-    config_keys = RAY_CONFIG_KEYS
+    settings_class = RaySettings
     #: Ray passes the payload through its object store; 1 MiB inline is fine, larger payloads
     #: are fetched from the callback server like on every backend.
 
@@ -288,34 +341,17 @@ class RayAdapter(BackendAdapter):
 
     # -- the BackendAdapter contract -----------------------------------------------------------
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        where = f"executor_config of environment {environment_name!r} (executor 'ray')"
-        self._where = where
-        address = config.get("address")
-        if address is not None and (not isinstance(address, str) or not address.strip()):
-            raise InvalidOptionError(
-                f"{where}: address must be the head's GCS address as a string, such as "
-                f"'127.0.0.1:6379', or 'auto'; got {type(address).__name__}: {address!r}"
-            )
-        if isinstance(address, str) and address.startswith("ray://"):
+        settings = self.configured(RaySettings, environment_name, config)
+        where = self._where = config_location(environment_name, self.name)
+        address, namespace = settings.address, settings.namespace
+        if address is not None and address.startswith("ray://"):
             raise InvalidOptionError(
                 f"{where}: address {address!r} is a Ray Client address, which the ray executor "
                 "does not support; give the head's GCS address instead ('host:6379'), from a "
                 "machine that can join the cluster's network"
             )
-        namespace = config.get("namespace")
-        if namespace is not None and (not isinstance(namespace, str) or not namespace):
-            raise InvalidOptionError(
-                f"{where}: namespace must be a non-empty string (a Ray namespace), got "
-                f"{namespace!r}"
-            )
-        force = config.get("cancel_force", True)
-        if not isinstance(force, bool):
-            raise InvalidOptionError(
-                f"{where}: cancel_force must be True (kill the Ray worker of a cancelled "
-                f"running task) or False (let the task notice the cancel), got {force!r}"
-            )
-        self._force = force
-        self._options = _remote_options(config.get("remote_options", {}), where)
+        self._force = settings.cancel_force
+        self._options = _remote_options(settings.remote_options, where)
         await self.call_blocking(_DRIVER.attach, address, namespace, where)
 
     async def submit(self, job: BackendJob) -> RayHandle:
@@ -398,18 +434,7 @@ def _last_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def _remote_options(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidOptionError(
-            f"{where}: remote_options must be a dict of ray.remote options such as "
-            f"{{'num_cpus': 1, 'max_retries': 0}}, got {type(value).__name__}: {value!r}"
-        )
-    unknown = sorted(str(key) for key in value if key not in REMOTE_OPTIONS)
-    if unknown:
-        raise InvalidOptionError(
-            f"{where}: remote_options does not take {', '.join(map(repr, unknown))}; it takes "
-            f"{', '.join(sorted(REMOTE_OPTIONS))} (the task's name and function are set by Wove)"
-        )
+def _remote_options(value: Mapping[str, Any], where: str) -> dict[str, Any]:
     options = {**DEFAULT_REMOTE_OPTIONS, **value}
     try:
         _remote_function().options(**options)  # Ray checks names, types and ranges here
@@ -421,16 +446,7 @@ def _remote_options(value: Any, where: str) -> dict[str, Any]:
 class RayExecutor(BackendExecutor):
     """The ``ray`` executor: every run is a Ray task calling ``wove_ray.worker.run_payload``.
 
-    ``executor_config`` keys, besides the ones every backend takes (see
-    :class:`wove.backends.BackendExecutor`):
-
-    * ``address``: the cluster's GCS address (``"host:6379"``) or ``"auto"``; may be left out
-      when the application has called ``ray.init`` itself;
-    * ``namespace``: the Ray namespace of the connection Wove makes;
-    * ``remote_options``: passed to ``ray.remote(...).options()`` for every task: ``num_cpus``,
-      ``num_gpus``, ``memory``, ``resources``, ``runtime_env``, ``max_retries`` (default 0),
-      ``scheduling_strategy``, ``label_selector``, ``accelerator_type``, ``max_calls``;
-    * ``cancel_force`` (default ``True``): cancelling a running task kills its Ray worker.
+    Its ``executor_config`` keys are declared by :class:`RaySettings`.
     """
 
     adapter_class = RayAdapter

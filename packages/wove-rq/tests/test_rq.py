@@ -294,7 +294,7 @@ def test_run_id_is_the_job_id_without_a_key(
         ({"redis_url": 6379}, r"redis_url must be a redis://, rediss:// or unix:// URL"),
         ({"redis_url": "127.0.0.1:6379"}, r"got '127\.0\.0\.1:6379'"),
         (
-            {"redis_url": "redis://127.0.0.1:6379/3", "connection": "x"},
+            {"redis_url": "redis://127.0.0.1:6379/3", "connection": redis.Redis()},
             "set redis_url or connection, not both",
         ),
         ({"redis_url": "redis://127.0.0.1:6379/3", "queue": ""}, "queue must be a non-empty"),

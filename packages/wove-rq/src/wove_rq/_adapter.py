@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import redis
 from rq import Queue, Worker
@@ -23,12 +23,21 @@ from rq.job import Job
 
 from wove import InvalidOptionError
 from wove.backends import (
+    BACKEND_CONFIG_KEYS,
     BackendAdapter,
     BackendExecutor,
     BackendJob,
+    BackendSettings,
     DuplicateJobError,
     JobStatus,
     safe_job_name,
+)
+from wove.plugins import (
+    ExecutorSettings,
+    config_location,
+    given_options,
+    setting,
+    setting_keys,
 )
 
 __all__ = [
@@ -37,7 +46,9 @@ __all__ = [
     "RQ_CONFIG_KEYS",
     "WORKER_FUNCTION",
     "RQAdapter",
+    "RQEnqueueOptions",
     "RQExecutor",
+    "RQSettings",
     "rq_job_id",
 ]
 
@@ -47,17 +58,69 @@ logger = logging.getLogger("wove_rq")
 DEFAULT_QUEUE: Final = "wove"
 #: What every job calls on the worker, by dotted path.
 WORKER_FUNCTION: Final = "wove_rq.worker.run_payload"
-#: ``executor_config`` keys of the adapter, beyond the ones every backend takes.
-RQ_CONFIG_KEYS: Final = frozenset({"redis_url", "connection", "queue", "enqueue_options"})
-#: ``enqueue_options`` keys passed on to RQ. The job id, the function and its arguments are
-#: Wove's; ``job_timeout`` is RQ's ``Queue.enqueue`` spelling of ``enqueue_call``'s ``timeout``.
-ENQUEUE_OPTIONS: Final = frozenset(
-    {"job_timeout", "result_ttl", "ttl", "failure_ttl", "at_front", "description", "meta"}
-)
 #: RQ's own limit on running jobs is off unless ``enqueue_options`` sets one: Wove enforces the
 #: task's ``timeout`` and ``delivery_timeout`` itself, and RQ's default (180 s) would kill any
 #: longer task as a "failed" job.
 NO_JOB_TIMEOUT: Final = -1
+
+
+class RQEnqueueOptions(ExecutorSettings, kw_only=True):
+    """``Queue.enqueue`` options an environment may set for every job. The job id, the
+    function and its arguments are Wove's."""
+
+    job_timeout: Annotated[
+        int | str | None,
+        setting(
+            "how long RQ lets the job run (seconds, or a string such as `'1h'`)",
+            default="none: Wove's `timeout` and `delivery_timeout` bound a task",
+        ),
+    ] = None
+    result_ttl: Annotated[int | None, setting("seconds RQ keeps a finished job")] = None
+    ttl: Annotated[int | None, setting("seconds a job may wait in the queue")] = None
+    failure_ttl: Annotated[int | None, setting("seconds RQ keeps a failed job")] = None
+    at_front: Annotated[bool | None, setting("put the job at the front of the queue")] = None
+    description: Annotated[str | None, setting("the job's description in RQ")] = None
+    meta: Annotated[Mapping[str, Any] | None, setting("the job's `meta` dict")] = None
+
+
+class RQSettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of an ``rq`` environment: ``redis_url`` *or* ``connection``,
+    the adapter's other keys, and the ones every backend takes."""
+
+    redis_url: Annotated[
+        str | None,
+        setting(
+            "the Redis the workers use (`rq worker --url ...`)",
+            expect="a redis://, rediss:// or unix:// URL such as 'redis://127.0.0.1:6379/0'",
+            pattern=r"^(redis|rediss|unix)://",
+        ),
+    ] = None
+    connection: Annotated[
+        redis.Redis | None,
+        setting(
+            "a `redis.Redis` you created (`decode_responses=False`); you close it",
+            expect="a redis.Redis instance (RQ needs the synchronous client; "
+            "decode_responses=False), or set redis_url instead",
+        ),
+    ] = None
+    queue: Annotated[
+        str,
+        setting(
+            "the RQ queue your workers listen on (`rq worker ... <queue>`)",
+            expect="a non-empty string naming the RQ queue your workers listen on",
+            min_length=1,
+        ),
+    ] = DEFAULT_QUEUE
+    enqueue_options: Annotated[
+        RQEnqueueOptions | None, setting("passed to `Queue.enqueue_call` for every job")
+    ] = None
+
+
+#: ``executor_config`` keys of the adapter, beyond the ones every backend takes.
+RQ_CONFIG_KEYS: Final = setting_keys(RQSettings) - BACKEND_CONFIG_KEYS
+#: ``enqueue_options`` keys passed on to RQ. ``job_timeout`` is RQ's ``Queue.enqueue``
+#: spelling of ``enqueue_call``'s ``timeout``.
+ENQUEUE_OPTIONS: Final = setting_keys(RQEnqueueOptions)
 
 _RQ_JOB_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NOT_RQ: Final = re.compile(r"[^A-Za-z0-9_-]+")
@@ -94,7 +157,7 @@ class RQAdapter(BackendAdapter):
     """Enqueue, cancel and poll Wove runs as RQ jobs; see the module docstring."""
 
     name = "rq"
-    config_keys = RQ_CONFIG_KEYS
+    settings_class = RQSettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -106,15 +169,12 @@ class RQAdapter(BackendAdapter):
 
     # -- the BackendAdapter contract -----------------------------------------------------------
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        where = f"executor_config of environment {environment_name!r} (executor 'rq')"
-        connection, owned = _connection(config, where)
-        queue_name = config.get("queue", DEFAULT_QUEUE)
-        if not isinstance(queue_name, str) or not queue_name:
-            raise InvalidOptionError(
-                f"{where}: queue must be a non-empty string naming the RQ queue your workers "
-                f"listen on (`rq worker ... <queue>`), got {queue_name!r}"
-            )
-        self._options = _enqueue_options(config.get("enqueue_options", {}), where)
+        settings = self.configured(RQSettings, environment_name, config)
+        where = config_location(environment_name, self.name)
+        connection, owned = _connection(settings, where)
+        queue_name = settings.queue
+        options = settings.enqueue_options
+        self._options = {} if options is None else given_options(options)
         self._redis, self._owns_connection = connection, owned
         self._where = _describe(connection)
         self._queue = Queue(queue_name, connection=connection)
@@ -212,57 +272,30 @@ class RQAdapter(BackendAdapter):
         return False  # dequeued but not started yet, or already over: the worker sees the flag
 
 
-def _connection(config: Mapping[str, Any], where: str) -> tuple[redis.Redis, bool]:
+def _connection(settings: RQSettings, where: str) -> tuple[redis.Redis, bool]:
     """The Redis client from ``redis_url`` or ``connection``, and whether the adapter owns it."""
-    url = config.get("redis_url")
-    connection = config.get("connection")
+    url, connection = settings.redis_url, settings.connection
     if url is not None and connection is not None:
         raise InvalidOptionError(
             f"{where}: set redis_url or connection, not both; redis_url makes the adapter open "
             "its own connection, connection reuses a redis.Redis you created"
         )
-    if url is None and connection is None:
-        raise InvalidOptionError(
-            f"{where}: no Redis to enqueue to; set redis_url='redis://127.0.0.1:6379/0' (the "
-            "Redis your `rq worker --url ...` uses) or connection=redis.Redis(...)"
-        )
     if connection is not None:
-        if not isinstance(connection, redis.Redis):
-            raise InvalidOptionError(
-                f"{where}: connection must be a redis.Redis instance (RQ needs the synchronous "
-                f"client; decode_responses=False), got {type(connection).__name__}: "
-                f"{connection!r}. Or set redis_url instead"
-            )
         if connection.connection_pool.connection_kwargs.get("decode_responses"):
             raise InvalidOptionError(
                 f"{where}: connection was created with decode_responses=True, but RQ stores "
                 "pickled jobs and needs bytes; create it with decode_responses=False"
             )
         return connection, False
-    if not isinstance(url, str) or not url.startswith(_URL_SCHEMES):
+    if url is None:
         raise InvalidOptionError(
-            f"{where}: redis_url must be a redis://, rediss:// or unix:// URL such as "
-            f"'redis://127.0.0.1:6379/0', got {url!r}"
+            f"{where}: no Redis to enqueue to; set redis_url='redis://127.0.0.1:6379/0' (the "
+            "Redis your `rq worker --url ...` uses) or connection=redis.Redis(...)"
         )
     try:
         return redis.Redis.from_url(url), True
     except ValueError as error:
         raise InvalidOptionError(f"{where}: redis_url {url!r} is not valid: {error}") from None
-
-
-def _enqueue_options(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidOptionError(
-            f"{where}: enqueue_options must be a dict of Queue.enqueue options such as "
-            f"{{'job_timeout': 600, 'result_ttl': 60}}, got {type(value).__name__}: {value!r}"
-        )
-    unknown = sorted(str(key) for key in value if key not in ENQUEUE_OPTIONS)
-    if unknown:
-        raise InvalidOptionError(
-            f"{where}: enqueue_options does not take {', '.join(map(repr, unknown))}; it takes "
-            f"{', '.join(sorted(ENQUEUE_OPTIONS))} (the job id and function are set by Wove)"
-        )
-    return dict(value)
 
 
 def _describe(connection: redis.Redis) -> str:
@@ -318,14 +351,7 @@ def _failure(rq_job: Job) -> str:
 class RQExecutor(BackendExecutor):
     """The ``rq`` executor: every run is an RQ job calling ``wove_rq.worker.run_payload``.
 
-    ``executor_config`` keys, besides the ones every backend takes (see
-    :class:`wove.backends.BackendExecutor`):
-
-    * ``redis_url`` *or* ``connection``: the Redis the workers use, as a URL or as a
-      ``redis.Redis`` you created (then you close it);
-    * ``queue``: the RQ queue name (default ``"wove"``);
-    * ``enqueue_options``: passed to ``Queue.enqueue_call``: ``job_timeout`` (default: none),
-      ``result_ttl``, ``ttl``, ``failure_ttl``, ``at_front``, ``description``, ``meta``.
+    Its ``executor_config`` keys are declared by :class:`RQSettings`.
     """
 
     adapter_class = RQAdapter

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 from taskiq import AsyncBroker
 from taskiq.exceptions import SendTaskError
@@ -37,7 +37,15 @@ from wove import InvalidOptionError
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus
+from wove.backends import (
+    BACKEND_CONFIG_KEYS,
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    BackendSettings,
+    JobStatus,
+)
+from wove.plugins import config_location, setting, setting_keys
 from wove.worker import NOT_CLAIMED
 
 __all__ = [
@@ -47,6 +55,7 @@ __all__ = [
     "TASKIQ_CONFIG_KEYS",
     "TaskiqAdapter",
     "TaskiqExecutor",
+    "TaskiqSettings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,8 +64,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TASK_NAME: Final = "wove.run"
 #: The label carrying the run id; Taskiq stores a job's labels with its result.
 RUN_ID_LABEL: Final = "wove_run_id"
-#: ``executor_config`` keys of the taskiq adapter (besides the shared backend keys).
-TASKIQ_CONFIG_KEYS: Final = frozenset({"broker", "broker_url", "task_name", "labels"})
 #: Seconds results stay in Redis when the adapter builds the broker from ``broker_url``.
 RESULT_TTL_SECONDS: Final = 3600
 #: A failed send is tried this many times in all, so a broker that restarts between weaves
@@ -70,26 +77,59 @@ _CLOSE_WAIT_SECONDS: Final = 5.0
 T = TypeVar("T")
 
 
+class TaskiqSettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of a ``taskiq`` environment: ``broker`` *or* ``broker_url``,
+    the adapter's other keys, and the ones every backend takes."""
+
+    broker: Annotated[
+        AsyncBroker | None,
+        setting(
+            "a `taskiq.AsyncBroker` (such as `taskiq_redis.ListQueueBroker` with a result "
+            "backend) configured like the one the workers run; the environment starts it and "
+            "shuts it down on Wove's dispatch loop, so give it a broker object of its own",
+            expect="a taskiq AsyncBroker (e.g. taskiq_redis.ListQueueBroker(url))",
+        ),
+    ] = None
+    broker_url: Annotated[
+        str | None,
+        setting(
+            "instead of `broker`, a Redis URL: the adapter builds a `ListQueueBroker` with a "
+            "`RedisAsyncResultBackend` on it (needs `pip install 'wove-taskiq[redis]'`); "
+            "workers use the same URL and the default queue",
+            expect="a Redis URL such as 'redis://127.0.0.1:6379/0' (for another broker pass "
+            "broker=<a taskiq AsyncBroker>)",
+            pattern=r"^(redis|rediss|unix)://",
+        ),
+    ] = None
+    task_name: Annotated[
+        str,
+        setting(
+            "the name the workers registered `wove_taskiq.register_wove_task` under",
+            expect="the non-empty name the workers registered with wove_taskiq.register_wove_task",
+            min_length=1,
+        ),
+    ] = DEFAULT_TASK_NAME
+    labels: Annotated[
+        Mapping[str, Any],
+        setting(
+            "Taskiq labels sent with every job (`queue_name` picks the Redis list of a "
+            "`ListQueueBroker`; `priority`, `timeout`... whatever the broker reads)",
+            expect="a dict of Taskiq labels with string keys, e.g. {'queue_name': 'wove'}",
+            reserved={RUN_ID_LABEL: "it is set by Wove on every job; remove it"},
+        ),
+    ] = {}
+
+
+#: ``executor_config`` keys of the taskiq adapter (besides the shared backend keys).
+TASKIQ_CONFIG_KEYS: Final = setting_keys(TaskiqSettings) - BACKEND_CONFIG_KEYS
+
+
 class TaskiqAdapter(BackendAdapter):
-    """Kick one Taskiq job per run, ask the result backend how jobs ended.
-
-    ``executor_config`` keys (besides the shared ones of
-    :class:`~wove.backends.BackendExecutor`):
-
-    * ``broker``: a ``taskiq.AsyncBroker`` -- for example ``taskiq_redis.ListQueueBroker`` with
-      a result backend -- configured like the broker the workers run. The environment owns it:
-      it is started when the environment starts and shut down when it stops, on Wove's dispatch
-      loop, so give the environment a broker object of its own.
-    * ``broker_url``: instead of ``broker``, a Redis URL; the adapter builds a
-      ``ListQueueBroker`` with a ``RedisAsyncResultBackend`` on it (needs
-      ``pip install 'wove-taskiq[redis]'``). Workers use the same URL and the default queue.
-    * ``task_name`` (default ``"wove.run"``): the name the workers registered.
-    * ``labels``: a dict of Taskiq labels sent with every job (``queue_name`` picks the Redis
-      list of a ``ListQueueBroker``; ``priority``, ``timeout``... whatever the broker reads).
-    """
+    """Kick one Taskiq job per run, ask the result backend how jobs ended; the environment's
+    keys are declared by :class:`TaskiqSettings`."""
 
     name = "taskiq"
-    config_keys = TASKIQ_CONFIG_KEYS
+    settings_class = TaskiqSettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,9 +147,9 @@ class TaskiqAdapter(BackendAdapter):
         return self._broker
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        where = f"executor_config of environment {environment_name!r} (executor 'taskiq')"
-        broker = config.get("broker")
-        url = config.get("broker_url")
+        settings = self.configured(TaskiqSettings, environment_name, config)
+        where = config_location(environment_name, self.name)
+        broker, url = settings.broker, settings.broker_url
         if broker is not None and url is not None:
             raise InvalidOptionError(
                 f"{where}: give either broker or broker_url, not both; broker_url only builds "
@@ -122,32 +162,11 @@ class TaskiqAdapter(BackendAdapter):
                 "broker=<a taskiq AsyncBroker configured like the one your workers run with "
                 "`taskiq worker module:broker`>"
             )
-        if broker is not None and not isinstance(broker, AsyncBroker):
-            raise InvalidOptionError(
-                f"{where}: broker must be a taskiq AsyncBroker (e.g. "
-                f"taskiq_redis.ListQueueBroker(url)), got {type(broker).__name__} {broker!r}"
-            )
-        task_name = config.get("task_name", DEFAULT_TASK_NAME)
-        if not isinstance(task_name, str) or not task_name:
-            raise InvalidOptionError(
-                f"{where}: task_name must be the non-empty name the workers registered with "
-                f"wove_taskiq.register_wove_task (default {DEFAULT_TASK_NAME!r}), got {task_name!r}"
-            )
-        labels = config.get("labels", {})
-        if not isinstance(labels, Mapping) or not all(isinstance(key, str) for key in labels):
-            raise InvalidOptionError(
-                f"{where}: labels must be a dict of Taskiq labels with string keys, "
-                f"e.g. {{'queue_name': 'wove'}}, got {labels!r}"
-            )
-        if RUN_ID_LABEL in labels:
-            raise InvalidOptionError(
-                f"{where}: the label {RUN_ID_LABEL!r} is set by Wove on every job; remove it"
-            )
         if url is not None:
             broker = await _redis_broker(url, where)
         assert broker is not None
-        self._task_name = task_name
-        self._labels = dict(labels)
+        self._task_name = settings.task_name
+        self._labels = dict(settings.labels)
         self._has_results = not isinstance(broker.result_backend, DummyResultBackend)
         await broker.startup()
         self._broker = broker
@@ -242,13 +261,8 @@ def _redis_support() -> tuple[
     return Redis, ListQueueBroker, RedisAsyncResultBackend
 
 
-async def _redis_broker(url: object, where: str) -> AsyncBroker:
+async def _redis_broker(url: str, where: str) -> AsyncBroker:
     """A ``ListQueueBroker`` with a Redis result backend on ``url``, checked to answer."""
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-        raise InvalidOptionError(
-            f"{where}: broker_url must be a Redis URL such as 'redis://127.0.0.1:6379/0', "
-            f"got {url!r}; for another broker pass broker=<a taskiq AsyncBroker>"
-        )
     try:
         # A first import costs a quarter of a second: not on the dispatch loop.
         redis_client, queue_broker, result_backend = await asyncio.to_thread(_redis_support)

@@ -476,15 +476,17 @@ def test_adapter_raises_duplicate_job_error_for_a_running_workflow(target: str) 
         ),
         (
             {"target_host": "x:1", "task_queue": "q", "workflow_options": {"run_timout": 5}},
-            r"unknown workflow_options 'run_timout'; allowed: .*run_timeout",
+            r"workflow_options does not take 'run_timout'; it takes .*run_timeout.*"
+            r"Did you mean 'run_timeout'",
         ),
         (
             {"target_host": "x:1", "task_queue": "q", "workflow_options": {"run_timeout": "5s"}},
-            r"run_timeout'\] must be a datetime.timedelta or a number of seconds",
+            r"run_timeout'\] must be a datetime.timedelta or a positive number of seconds",
         ),
         (
             {"target_host": "x:1", "task_queue": "q", "activity_options": {"heartbeat": 5}},
-            r"unknown activity_options 'heartbeat'; allowed: heartbeat_timeout",
+            r"activity_options does not take 'heartbeat'; it takes heartbeat_timeout, .*"
+            r"Did you mean 'heartbeat_timeout'",
         ),
         (
             {"target_host": "x:1", "task_queue": "q", "activity_options": {"retry_policy": 3}},
@@ -492,7 +494,7 @@ def test_adapter_raises_duplicate_job_error_for_a_running_workflow(target: str) 
         ),
         (
             {"target_host": "x:1", "task_queue": "q", "connect_options": {"tls_config": 1}},
-            r"unknown connect_options 'tls_config'; allowed: .*tls",
+            r"connect_options does not take 'tls_config'; it takes .*tls",
         ),
         ({"target_host": "x:1", "task_queue": "q", "cancel_timeout": -1}, r"cancel_timeout must"),
         ({"target_host": "x:1", "task_queue": "q", "temporal_host": "x"}, r"temporal_host"),

@@ -24,7 +24,7 @@ import inspect
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
@@ -39,28 +39,38 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, DuplicateJobError, JobStatus
+from wove.backends import (
+    BACKEND_CONFIG_KEYS,
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    BackendSettings,
+    DuplicateJobError,
+    JobStatus,
+)
+from wove.plugins import (
+    ExecutorSettings,
+    Seconds,
+    config_location,
+    given_options,
+    parse_duration,
+    setting,
+    setting_keys,
+)
 
-from ._workflow import TIMEOUT_OPTIONS, WORKFLOW_NAME, encode_activity_options
+from ._workflow import WORKFLOW_NAME, encode_activity_options
 from .worker import NOT_CLAIMED
 
-__all__ = ["TEMPORAL_CONFIG_KEYS", "TemporalAdapter", "TemporalExecutor"]
+__all__ = [
+    "TEMPORAL_CONFIG_KEYS",
+    "TemporalActivityOptions",
+    "TemporalAdapter",
+    "TemporalExecutor",
+    "TemporalSettings",
+]
 
 logger = logging.getLogger(__name__)
 
-#: ``executor_config`` keys of a ``temporal`` environment, besides the shared backend keys.
-TEMPORAL_CONFIG_KEYS: Final = frozenset(
-    {
-        "client",
-        "target_host",
-        "namespace",
-        "connect_options",
-        "task_queue",
-        "workflow_options",
-        "activity_options",
-        "cancel_timeout",
-    }
-)
 #: ``start_workflow`` arguments Wove sets itself: the workflow and its input, the id (from the
 #: idempotency key), the queue, and how a taken id is handled. ``cron_schedule`` and the start
 #: signal would run one payload more than once.
@@ -89,7 +99,6 @@ _DURATION_WORKFLOW_OPTIONS: Final = frozenset(
 _CONNECT_OPTIONS: Final = frozenset(
     set(inspect.signature(Client.connect).parameters) - {"target_host", "namespace", "lazy"}
 )
-_ACTIVITY_OPTIONS: Final = frozenset({*TIMEOUT_OPTIONS, "retry_policy"})
 #: A run's activity gets one attempt: a second one would find its run already claimed.
 DEFAULT_RETRY_POLICY: Final = RetryPolicy(maximum_attempts=1)
 #: An activity may run this long unless ``activity_options`` says otherwise; bound tasks with
@@ -102,14 +111,121 @@ HEARTBEAT_TIMEOUT_INTERVALS: Final = 3.0
 DEFAULT_CANCEL_TIMEOUT: Final = 5.0
 
 
+class TemporalActivityOptions(ExecutorSettings, kw_only=True):
+    """The options of the activity that runs a payload."""
+
+    start_to_close_timeout: Annotated[
+        Seconds | None,
+        setting(
+            "how long one attempt may run", default="one day (bound tasks with `timeout`)", gt=0
+        ),
+    ] = None
+    schedule_to_close_timeout: Annotated[
+        Seconds | None, setting("how long the activity may take from scheduled to closed", gt=0)
+    ] = None
+    schedule_to_start_timeout: Annotated[
+        Seconds | None, setting("how long the activity may wait for a worker", gt=0)
+    ] = None
+    heartbeat_timeout: Annotated[
+        Seconds | None,
+        setting(
+            "how long the activity may go without a heartbeat",
+            default="three of the run's heartbeat intervals",
+            gt=0,
+        ),
+    ] = None
+    retry_policy: Annotated[
+        RetryPolicy | None,
+        setting(
+            "a `temporalio.common.RetryPolicy`",
+            expect="a temporalio.common.RetryPolicy",
+            default="one attempt (a second one would find its run claimed)",
+        ),
+    ] = None
+
+
+class TemporalSettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of a ``temporal`` environment: ``target_host`` *or* ``client``,
+    the adapter's other keys, and the ones every backend takes."""
+
+    task_queue: Annotated[
+        str,
+        setting(
+            "the Temporal task queue your workers poll (`build_worker(client, task_queue)`)",
+            min_length=1,
+        ),
+    ]
+    client: Annotated[
+        Client | None,
+        setting(
+            "a connected `temporalio.client.Client` to use instead of connecting",
+            expect="a temporalio.client.Client (from await Client.connect(...))",
+        ),
+    ] = None
+    target_host: Annotated[
+        str | None,
+        setting(
+            "the Temporal server's frontend, `host:port`; the client connects once and "
+            "serves every later weave",
+            expect="a 'host:port' string (no scheme)",
+            pattern=r"^(?!.*://).+$",
+        ),
+    ] = None
+    namespace: Annotated[
+        str | None,
+        setting("the Temporal namespace the workers poll", default='`"default"`', min_length=1),
+    ] = None
+    connect_options: Annotated[
+        Mapping[str, Any],
+        setting(
+            "more `Client.connect` arguments (`tls`, `api_key`, `rpc_metadata`...)",
+            expect="a dict of Client.connect arguments",
+            keys=_CONNECT_OPTIONS,
+        ),
+    ] = {}
+    workflow_options: Annotated[
+        Mapping[str, Any],
+        setting(
+            "more `Client.start_workflow` arguments (`execution_timeout`, `memo`, "
+            "`search_attributes`...); durations as seconds or `timedelta`",
+            expect="a dict of Client.start_workflow arguments",
+            keys=_WORKFLOW_OPTIONS,
+            reserved=dict.fromkeys(
+                sorted(_RESERVED_WORKFLOW_OPTIONS),
+                "Wove sets the workflow id from the idempotency key (or run id), refuses a "
+                "taken id, takes the queue from task_queue, and runs each payload once",
+            ),
+        ),
+    ] = {}
+    activity_options: Annotated[
+        TemporalActivityOptions | None,
+        setting("the options of the activity that runs each payload"),
+    ] = None
+    cancel_timeout: Annotated[
+        Seconds,
+        setting("how long a cancel waits for Temporal to confirm the workflow was canceled", ge=0),
+    ] = DEFAULT_CANCEL_TIMEOUT
+    max_inline_payload_bytes: Annotated[
+        int,
+        setting(
+            "larger payloads stay on the callback server and the workflow carries a signed "
+            "reference: Temporal refuses payloads over 2 MB and keeps each one twice in the "
+            "workflow's history",
+            default="256 KiB",
+            ge=0,
+        ),
+    ] = 256 * 1024
+
+
+#: ``executor_config`` keys of a ``temporal`` environment, besides the shared backend keys.
+TEMPORAL_CONFIG_KEYS: Final = setting_keys(TemporalSettings) - BACKEND_CONFIG_KEYS
+
+
 class TemporalAdapter(BackendAdapter):
     """Start each run as a workflow; cancel, describe and close through ``temporalio``."""
 
     name: ClassVar[str] = "temporal"
-    config_keys: ClassVar[frozenset[str]] = TEMPORAL_CONFIG_KEYS
-    #: Temporal refuses payloads over 2 MB and the payload is stored twice in the workflow's
-    #: history (workflow and activity input); larger lines are fetched from the callback server.
-    max_inline_payload_bytes = 256 * 1024
+    settings_class = TemporalSettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -122,31 +238,14 @@ class TemporalAdapter(BackendAdapter):
         self._where = ""
 
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        """Check the Temporal keys, then connect once and make sure the namespace exists."""
-        where = f"executor_config of environment {environment_name!r} (executor 'temporal')"
-        self._where = where
-        queue = config.get("task_queue")
-        if not isinstance(queue, str) or not queue:
-            raise InvalidOptionError(
-                f"{where}: task_queue is required: the Temporal task queue your workers poll "
-                f"(build_worker(client, task_queue)), as a non-empty string; got {queue!r}"
-            )
-        self._task_queue = queue
-        self._workflow_options = _workflow_options(config.get("workflow_options"), where)
-        self._timeouts, self._retry_policy = _activity_options(
-            config.get("activity_options"), where
-        )
-        cancel_timeout = config.get("cancel_timeout", DEFAULT_CANCEL_TIMEOUT)
-        if (
-            isinstance(cancel_timeout, bool)
-            or not isinstance(cancel_timeout, (int, float))
-            or cancel_timeout < 0
-        ):
-            raise InvalidOptionError(
-                f"{where}: cancel_timeout must be a number of seconds >= 0, got {cancel_timeout!r}"
-            )
-        self._cancel_timeout = float(cancel_timeout)
-        self._client = await _connect(config, where)
+        """Connect once and make sure the namespace exists."""
+        settings = self.configured(TemporalSettings, environment_name, config)
+        where = self._where = config_location(environment_name, self.name)
+        self._task_queue = settings.task_queue
+        self._workflow_options = _workflow_options(settings.workflow_options, where)
+        self._timeouts, self._retry_policy = _activity_options(settings.activity_options)
+        self._cancel_timeout = settings.cancel_timeout
+        self._client = await _connect(settings, where)
 
     async def submit(self, job: BackendJob) -> WorkflowHandle[Any, Any]:
         """Start the workflow under the run's job id; a taken id is a duplicate."""
@@ -293,20 +392,13 @@ def _failure_chain(error: BaseException) -> str:
     return ": ".join(parts)
 
 
-async def _connect(config: Mapping[str, Any], where: str) -> Client:
-    given = config.get("client")
-    target = config.get("target_host")
-    namespace = config.get("namespace")
+async def _connect(settings: TemporalSettings, where: str) -> Client:
+    given, target, namespace = settings.client, settings.target_host, settings.namespace
     if given is not None:
-        if target is not None or config.get("connect_options") is not None:
+        if target is not None or settings.connect_options:
             raise InvalidOptionError(
                 f"{where}: client and target_host/connect_options both say how to connect; "
                 "keep only one"
-            )
-        if not isinstance(given, Client):
-            raise InvalidOptionError(
-                f"{where}: client must be a temporalio.client.Client (from await "
-                f"Client.connect(...)), got a {type(given).__module__}.{type(given).__qualname__}"
             )
         if namespace is not None and namespace != given.namespace:
             raise InvalidOptionError(
@@ -320,26 +412,8 @@ async def _connect(config: Mapping[str, Any], where: str) -> Client:
             "default 'default') or client=<a temporalio.client.Client>; the workers must poll "
             "the same namespace and task_queue"
         )
-    if not isinstance(target, str) or not target or "://" in target:
-        raise InvalidOptionError(
-            f"{where}: target_host must be a 'host:port' string (no scheme), got {target!r}"
-        )
     namespace = "default" if namespace is None else namespace
-    if not isinstance(namespace, str) or not namespace:
-        raise InvalidOptionError(
-            f"{where}: namespace must be a non-empty string, got {namespace!r}"
-        )
-    options = config.get("connect_options") or {}
-    if not isinstance(options, Mapping):
-        raise InvalidOptionError(
-            f"{where}: connect_options must be a dict of Client.connect arguments, got {options!r}"
-        )
-    unknown = sorted(str(key) for key in options if key not in _CONNECT_OPTIONS)
-    if unknown:
-        raise InvalidOptionError(
-            f"{where}: unknown connect_options {', '.join(map(repr, unknown))}; allowed: "
-            f"{', '.join(sorted(_CONNECT_OPTIONS))}"
-        )
+    options = settings.connect_options
     try:
         client = await Client.connect(target, namespace=namespace, **options)
     except Exception as error:
@@ -368,44 +442,12 @@ def _describe_namespace_request(namespace: str) -> Any:
     return DescribeNamespaceRequest(namespace=namespace)
 
 
-def _duration(value: Any, key: str, where: str) -> timedelta:
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise InvalidOptionError(
-            f"{where}: {key} must be a datetime.timedelta or a number of seconds, got {value!r}"
-        )
-    if seconds <= 0:
-        raise InvalidOptionError(f"{where}: {key} must be positive, got {value!r}")
-    return timedelta(seconds=seconds)
-
-
-def _workflow_options(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise InvalidOptionError(
-            f"{where}: workflow_options must be a dict of Client.start_workflow arguments, "
-            f"got {value!r}"
-        )
-    reserved = sorted(str(key) for key in value if key in _RESERVED_WORKFLOW_OPTIONS)
-    if reserved:
-        raise InvalidOptionError(
-            f"{where}: workflow_options may not set {', '.join(reserved)}: Wove sets the workflow "
-            "id from the idempotency key (or run id), refuses a taken id, takes the queue from "
-            "task_queue, and runs each payload once"
-        )
-    unknown = sorted(str(key) for key in value if key not in _WORKFLOW_OPTIONS)
-    if unknown:
-        raise InvalidOptionError(
-            f"{where}: unknown workflow_options {', '.join(map(repr, unknown))}; allowed: "
-            f"{', '.join(sorted(_WORKFLOW_OPTIONS))}"
-        )
+def _workflow_options(value: Mapping[str, Any], where: str) -> dict[str, Any]:
     options = dict(value)
     for key in _DURATION_WORKFLOW_OPTIONS & options.keys():
-        options[key] = _duration(options[key], f"workflow_options[{key!r}]", where)
+        shown = f"workflow_options[{key!r}]"
+        seconds = parse_duration(options[key], key=shown, where=where, gt=0)
+        options[key] = timedelta(seconds=seconds)
     policy = options.setdefault("id_reuse_policy", WorkflowIDReusePolicy.REJECT_DUPLICATE)
     if not isinstance(policy, WorkflowIDReusePolicy):
         raise InvalidOptionError(
@@ -415,31 +457,12 @@ def _workflow_options(value: Any, where: str) -> dict[str, Any]:
     return options
 
 
-def _activity_options(value: Any, where: str) -> tuple[dict[str, timedelta], RetryPolicy]:
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise InvalidOptionError(
-            f"{where}: activity_options must be a dict with keys "
-            f"{', '.join(sorted(_ACTIVITY_OPTIONS))}, got {value!r}"
-        )
-    unknown = sorted(str(key) for key in value if key not in _ACTIVITY_OPTIONS)
-    if unknown:
-        raise InvalidOptionError(
-            f"{where}: unknown activity_options {', '.join(map(repr, unknown))}; allowed: "
-            f"{', '.join(sorted(_ACTIVITY_OPTIONS))}"
-        )
-    timeouts = {
-        key: _duration(value[key], f"activity_options[{key!r}]", where)
-        for key in TIMEOUT_OPTIONS
-        if value.get(key) is not None
-    }
+def _activity_options(
+    value: TemporalActivityOptions | None,
+) -> tuple[dict[str, timedelta], RetryPolicy]:
+    given = {} if value is None else given_options(value)
+    policy = given.pop("retry_policy", DEFAULT_RETRY_POLICY)
+    timeouts = {key: timedelta(seconds=seconds) for key, seconds in given.items()}
     if "start_to_close_timeout" not in timeouts and "schedule_to_close_timeout" not in timeouts:
         timeouts["start_to_close_timeout"] = DEFAULT_START_TO_CLOSE
-    policy = value.get("retry_policy", DEFAULT_RETRY_POLICY)
-    if not isinstance(policy, RetryPolicy):
-        raise InvalidOptionError(
-            f"{where}: activity_options['retry_policy'] must be a "
-            f"temporalio.common.RetryPolicy, got {policy!r}"
-        )
     return timeouts, policy

@@ -312,7 +312,7 @@ def test_rest_adapter_names_jobs_refuses_duplicates_and_sets_fields(
         ({"rest_api_version": "0.0.38"}, r"rest_api_version must be .* 'v0.0.38'"),
         ({"rest_api_version": "v0.0.99"}, r"has no GET /slurm/v0.0.99/ping .*rest_api_version"),
         ({"rest_job_fields": ["x"]}, r"rest_job_fields must be a dict"),
-        ({"rest_job_fields": {"name": "x"}}, r"may not contain 'name': set job_name"),
+        ({"rest_job_fields": {"name": "x"}}, r"rest_job_fields may not set name: set job_name"),
         ({"sbatch_options": ["--mem=1G"]}, r"sbatch_options is not read with mode='rest'"),
         ({"slurm_conf": "/etc/slurm.conf"}, r"slurm_conf is not read with mode='rest'"),
     ],

@@ -38,47 +38,36 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Final, Protocol
+from typing import Annotated, Any, ClassVar, Final, Literal, Protocol
 
 from wove import InvalidOptionError
 from wove.backends import (
+    BACKEND_CONFIG_KEYS,
     BackendAdapter,
     BackendExecutor,
     BackendJob,
+    BackendSettings,
     DuplicateJobError,
     JobStatus,
     worker_environment,
 )
-from wove.plugins import Security
+from wove.plugins import (
+    FilePath,
+    Security,
+    config_location,
+    secret_variable,
+    setting,
+    setting_keys,
+)
 
 from .job import job_script, slurm_job_name, write_payload
 
-__all__ = ["SLURM_CONFIG_KEYS", "SlurmAdapter", "SlurmExecutor", "SlurmJob"]
+__all__ = ["SLURM_CONFIG_KEYS", "SlurmAdapter", "SlurmExecutor", "SlurmJob", "SlurmSettings"]
 
 logger = logging.getLogger(__name__)
 
-#: ``executor_config`` keys of a ``slurm`` environment, besides the shared backend keys.
-SLURM_CONFIG_KEYS: Final = frozenset(
-    {
-        "job_name",
-        "partition",
-        "account",
-        "time_limit",
-        "sbatch_options",
-        "python",
-        "payload_dir",
-        "secret_file",
-        "slurm_conf",
-        "mode",
-        "rest_url",
-        "rest_token",
-        "rest_user",
-        "rest_api_version",
-        "rest_job_fields",
-    }
-)
 #: The client commands the adapter runs.
 _COMMANDS: Final = ("sbatch", "squeue", "scontrol", "scancel")
 #: Seconds one client command may take before it is killed and the call fails.
@@ -118,6 +107,170 @@ _FAILED: Final = frozenset(
 )
 #: States in which a job with the same name makes a keyed submission a duplicate.
 _HOLDS_KEY: Final = _PENDING | _RUNNING | _SUCCEEDED
+#: A string that ends up in a command line: non-empty, no whitespace.
+_WORD: Final = r"^\S+$"
+#: slurmrestd's job description fields Wove sets itself, and the key to use instead.
+_RESERVED_REST_FIELDS: Final = {
+    "name": "set job_name (a prefix; Wove appends the job id)",
+    "environment": "the job gets the submitting environment, with the secret",
+    "partition": "set partition",
+    "account": "set account",
+    "time_limit": "set time_limit",
+    "array": "one Wove run is one job",
+    "hold": "the run would wait until its delivery deadline",
+    "argv": "the batch script is Wove's",
+}
+
+
+def _rest_token(value: Any, key: str, where: str) -> Any:
+    """``rest_token`` as given, once it is ``"env:NAME"`` or a callable; a literal token is
+    refused without being shown."""
+    if callable(value) or secret_variable(value) is not None:
+        return value
+    shown = "a literal token" if isinstance(value, str) and value else repr(value)
+    raise InvalidOptionError(
+        f"{where}: rest_token must be 'env:NAME' (the variable holding slurmrestd's JWT) or a "
+        f"callable returning a fresh token, got {shown}; never put the token itself in the "
+        "configuration"
+    )
+
+
+class SlurmSettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of a ``slurm`` environment: the adapter's own keys (those of
+    ``mode="rest"`` start with ``rest_``), and the ones every backend takes."""
+
+    mode: Annotated[
+        Literal["cli", "rest"],
+        setting(
+            "`'cli'`: submit through the Slurm client commands; `'rest'`: through slurmrestd's "
+            "JSON API (no Slurm clients or munge needed on this host)",
+            expect="'cli' (the Slurm client commands) or 'rest' (slurmrestd)",
+        ),
+    ] = "cli"
+    job_name: Annotated[
+        str,
+        setting(
+            "the prefix of every job's name; Wove appends the job id",
+            expect="a prefix of at most 64 letters, digits, '.', '_' or '-' (Wove appends each "
+            "job's id)",
+            pattern=r"^[A-Za-z0-9._-]{0,64}$",
+        ),
+    ] = DEFAULT_JOB_NAME
+    partition: Annotated[
+        str | None,
+        setting(
+            "the partition jobs run in", expect="a non-empty string without spaces", pattern=_WORD
+        ),
+    ] = None
+    account: Annotated[
+        str | None,
+        setting(
+            "the account jobs are charged to",
+            expect="a non-empty string without spaces",
+            pattern=_WORD,
+        ),
+    ] = None
+    time_limit: Annotated[
+        int | str | None,
+        setting(
+            "each job's time limit: minutes, or a Slurm time (`'01:30:00'`, `'2-00:00:00'`, "
+            "`'UNLIMITED'`)",
+            expect="minutes (an int >= 1) or a Slurm time such as '01:30:00' or '2-00:00:00'",
+            default="the partition's",
+            ge=1,
+        ),
+    ] = None
+    sbatch_options: Annotated[
+        list[str] | None,
+        setting(
+            "more `sbatch` options, each with its value attached (`'--mem=2G'`, `'-c2'`); "
+            "`mode='cli'` only",
+            expect="a list of options, such as ['--mem=2G', '--cpus-per-task=2']",
+        ),
+    ] = None
+    python: Annotated[
+        str | None,
+        setting(
+            "the interpreter on the compute nodes",
+            expect="a non-empty string without spaces",
+            default="this process's `sys.executable`",
+            pattern=_WORD,
+        ),
+    ] = None
+    payload_dir: Annotated[
+        FilePath | None,
+        setting(
+            "a directory the compute nodes share, where each job's payload file waits (0600, "
+            "deleted as the job starts)",
+            expect="the path of a directory the compute nodes share",
+            default="`~/.wove/slurm-payloads`",
+        ),
+    ] = None
+    secret_file: Annotated[
+        FilePath | None,
+        setting(
+            "a file (mode 0600, on shared storage) holding the shared secret: jobs read it "
+            "there, so the secret never passes through slurmctld",
+            expect="the path of a file holding the shared secret (on storage the compute nodes "
+            "share)",
+        ),
+    ] = None
+    slurm_conf: Annotated[
+        FilePath | None,
+        setting(
+            "a `slurm.conf` for the client commands (as `SLURM_CONF`); `mode='cli'` only",
+            expect="the path of an existing slurm.conf",
+        ),
+    ] = None
+    rest_url: Annotated[
+        str | None,
+        setting(
+            "slurmrestd's address (`https://slurm.example.org:6820`); `mode='rest'` only",
+            expect="an http:// or https:// URL with a host",
+            pattern=r"^https?://[^/?#]",
+        ),
+    ] = None
+    rest_token: Annotated[
+        str | Callable[[], str | Awaitable[str]] | None,
+        setting(
+            "`'env:NAME'`, the variable holding slurmrestd's JWT, or a callable returning a "
+            "fresh token; read for every request",
+            expect="'env:NAME' or a callable returning a token",
+            parse=_rest_token,
+        ),
+    ] = None
+    rest_user: Annotated[
+        str | None,
+        setting(
+            "sent as `X-SLURM-USER-NAME`",
+            expect="a user name",
+            default="the user running the weave",
+            pattern=_WORD,
+        ),
+    ] = None
+    rest_api_version: Annotated[
+        str | None,
+        setting(
+            "the OpenAPI plugin slurmrestd serves",
+            expect="an OpenAPI plugin version such as 'v0.0.38'",
+            default='`"v0.0.38"`',
+            pattern=r"^v[^/]*$",
+        ),
+    ] = None
+    rest_job_fields: Annotated[
+        Mapping[str, Any] | None,
+        setting(
+            "more fields of every job description (`{'memory_per_node': 2048}`); "
+            "`mode='rest'` only",
+            expect="a dict of job description fields, such as {'memory_per_node': 2048, "
+            "'standard_output': '/shared/logs/%j.out'}",
+            reserved=_RESERVED_REST_FIELDS,
+        ),
+    ] = None
+
+
+#: ``executor_config`` keys of a ``slurm`` environment, besides the shared backend keys.
+SLURM_CONFIG_KEYS: Final = setting_keys(SlurmSettings) - BACKEND_CONFIG_KEYS
 _FIELD: Final = re.compile(r"(\w[\w/:]*)=(\S*)")
 
 
@@ -284,7 +437,7 @@ class SlurmAdapter(BackendAdapter):
     (``mode="cli"``) or slurmrestd (``mode="rest"``)."""
 
     name: ClassVar[str] = "slurm"
-    config_keys: ClassVar[frozenset[str]] = SLURM_CONFIG_KEYS
+    settings_class = SlurmSettings
 
     def __init__(self) -> None:
         super().__init__()
@@ -325,46 +478,46 @@ class SlurmAdapter(BackendAdapter):
             raise
 
     def _configure(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        where = f"executor_config of environment {environment_name!r} (executor 'slurm')"
-        self._where = where
-        mode = _check_mode(config, where)
-        self._prefix = _job_name_prefix(config.get("job_name", DEFAULT_JOB_NAME), where)
-        self._python = _word(config, "python", where) or sys.executable
+        settings = self.configured(SlurmSettings, environment_name, config)
+        where = self._where = config_location(environment_name, self.name)
+        mode = _check_mode(settings, where)
+        self._prefix = settings.job_name
+        self._python = settings.python or sys.executable
         env = dict(os.environ)
         if mode == "cli":
             self._options = [
-                *_placement(config, where),
-                *_sbatch_options(config.get("sbatch_options"), where),
+                *_placement(settings, where),
+                *_sbatch_options(settings.sbatch_options or [], where),
             ]
-            slurm_conf = config.get("slurm_conf")
+            slurm_conf = settings.slurm_conf
             if slurm_conf is not None:
-                if not isinstance(slurm_conf, (str, os.PathLike)) or not Path(slurm_conf).is_file():
+                if not Path(slurm_conf).is_file():
                     raise InvalidOptionError(
                         f"{where}: slurm_conf must be the path of an existing slurm.conf (given "
                         f"to the Slurm commands as SLURM_CONF), got {slurm_conf!r}"
                     )
-                env["SLURM_CONF"] = str(slurm_conf)
+                env["SLURM_CONF"] = os.fspath(slurm_conf)
             self._commands = _find_commands(env, where)
         self._env = env
-        self._payload_dir = _payload_dir(config.get("payload_dir"), where)
-        self._secret_file = _secret_file(config.get("secret_file"), where)
-        self._submit_env = _submit_env(env, self.security, config, self._secret_file, where)
-        interval = config.get("status_interval", 2.0)
-        self._snapshot_ttl = float(interval) / 2 if interval else 1.0
+        self._payload_dir = _payload_dir(settings.payload_dir, where)
+        self._secret_file = _secret_file(settings.secret_file, where)
+        self._submit_env = _submit_env(env, self.security, settings, self._secret_file, where)
+        interval = settings.status_interval
+        self._snapshot_ttl = interval / 2 if interval else 1.0
         if mode == "rest":
             from ._rest import RestTransport, rest_settings
 
-            settings = rest_settings(config, where)
+            rest = rest_settings(settings, where)
             # The job's environment is the submitting one, as with sbatch's --export=ALL,
             # but never the REST credential.
-            if settings.token_variable is not None:
-                self._submit_env.pop(settings.token_variable, None)
+            if rest.token_variable is not None:
+                self._submit_env.pop(rest.token_variable, None)
             job_fields = {
-                **_rest_placement(config, where),
-                **settings.job_fields,
+                **_rest_placement(settings, where),
+                **rest.job_fields,
             }
             self._transport = RestTransport(
-                settings,
+                rest,
                 job_fields=job_fields,
                 environment=self._submit_env,
                 call_blocking=self.call_blocking,
@@ -552,85 +705,58 @@ _CLI_ONLY: Final = {
 }
 
 
-def _check_mode(config: Mapping[str, Any], where: str) -> str:
+def _check_mode(settings: SlurmSettings, where: str) -> str:
     """``"cli"`` or ``"rest"``; keys of the other mode are refused, not silently ignored."""
-    mode = config.get("mode", "cli")
-    if mode not in ("cli", "rest"):
-        raise InvalidOptionError(
-            f"{where}: mode must be 'cli' (the Slurm client commands) or 'rest' (slurmrestd), "
-            f"got {mode!r}"
-        )
-    if mode == "cli":
+    if settings.mode == "cli":
         for key in _REST_ONLY:
-            if config.get(key) is not None:
+            if getattr(settings, key) is not None:
                 raise InvalidOptionError(
                     f"{where}: {key} is only read with mode='rest'; set mode='rest' to submit "
                     "through slurmrestd, or remove it"
                 )
     else:
         for key, fix in _CLI_ONLY.items():
-            if config.get(key) is not None:
+            if getattr(settings, key) is not None:
                 raise InvalidOptionError(f"{where}: {key} is not read with mode='rest'; {fix}")
-    return str(mode)
+    return settings.mode
 
 
-def _word(config: Mapping[str, Any], key: str, where: str) -> str | None:
-    """A string option that ends up in a command line: non-empty, no whitespace."""
-    value = config.get(key)
-    if value is None:
+def _time_limit(settings: SlurmSettings, where: str) -> str | None:
+    """``time_limit`` as Slurm spells it, or ``None``."""
+    limit = settings.time_limit
+    if limit is None:
         return None
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+    if isinstance(limit, int):
+        return str(limit)
+    if not re.fullmatch(r"[0-9][0-9:-]*|UNLIMITED|INFINITE", limit):
         raise InvalidOptionError(
-            f"{where}: {key} must be a non-empty string without spaces, got {value!r}"
+            f"{where}: time_limit {limit!r} is not a Slurm time; use minutes ('90'), "
+            "'HH:MM:SS' or 'D-HH:MM:SS'"
         )
-    return value
+    return limit
 
 
-def _job_name_prefix(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._-]{0,64}", value):
-        raise InvalidOptionError(
-            f"{where}: job_name must be a prefix of at most 64 letters, digits, '.', '_' or "
-            f"'-' (Wove appends each job's id), got {value!r}"
-        )
-    return value
-
-
-def _placement(config: Mapping[str, Any], where: str) -> list[str]:
-    options = []
-    for key, flag in (("partition", "--partition"), ("account", "--account")):
-        value = _word(config, key, where)
-        if value is not None:
-            options.append(f"{flag}={value}")
-    limit = config.get("time_limit")
+def _placement(settings: SlurmSettings, where: str) -> list[str]:
+    options = [
+        f"{flag}={value}"
+        for flag, value in (("--partition", settings.partition), ("--account", settings.account))
+        if value is not None
+    ]
+    limit = _time_limit(settings, where)
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, (int, str)):
-            raise InvalidOptionError(
-                f"{where}: time_limit must be minutes (an int) or a Slurm time such as "
-                f"'01:30:00' or '2-00:00:00', got {limit!r}"
-            )
-        if isinstance(limit, int):
-            if limit < 1:
-                raise InvalidOptionError(f"{where}: time_limit must be at least 1 minute")
-            limit = str(limit)
-        elif not re.fullmatch(r"[0-9][0-9:-]*|UNLIMITED|INFINITE", limit):
-            raise InvalidOptionError(
-                f"{where}: time_limit {limit!r} is not a Slurm time; use minutes ('90'), "
-                "'HH:MM:SS' or 'D-HH:MM:SS'"
-            )
         options.append(f"--time={limit}")
     return options
 
 
-def _rest_placement(config: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _rest_placement(settings: SlurmSettings, where: str) -> dict[str, Any]:
     """partition, account and time_limit as fields of slurmrestd's job description."""
-    fields: dict[str, Any] = {}
-    for key in ("partition", "account"):
-        value = _word(config, key, where)
-        if value is not None:
-            fields[key] = value
-    options = _placement({"time_limit": config.get("time_limit")}, where)
-    if options:
-        limit = options[0].partition("=")[2]
+    fields: dict[str, Any] = {
+        key: value
+        for key, value in (("partition", settings.partition), ("account", settings.account))
+        if value is not None
+    }
+    limit = _time_limit(settings, where)
+    if limit is not None:
         try:
             minutes = _minutes(limit)
         except ValueError:
@@ -662,17 +788,10 @@ def _minutes(limit: str) -> int | None:
     return max(1, -(-total // 60))
 
 
-def _sbatch_options(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise InvalidOptionError(
-            f"{where}: sbatch_options must be a list of options, such as "
-            f"['--mem=2G', '--cpus-per-task=2'], got {value!r}"
-        )
+def _sbatch_options(value: list[str], where: str) -> list[str]:
     options = []
     for option in value:
-        if not isinstance(option, str) or not option.startswith("-") or len(option) < 2:
+        if not option.startswith("-") or len(option) < 2:
             raise InvalidOptionError(
                 f"{where}: every sbatch_options item must be one option with its value "
                 f"attached ('--mem=2G', '-c2'); {option!r} is not (a separate word would be "
@@ -699,10 +818,10 @@ def _find_commands(env: Mapping[str, str], where: str) -> dict[str, str]:
     return {name: command for name, command in found.items() if command is not None}
 
 
-def _payload_dir(value: Any, where: str) -> Path:
+def _payload_dir(value: str | os.PathLike[str] | None, where: str) -> Path:
     if value is None:
         directory = Path.home() / ".wove" / "slurm-payloads"
-    elif isinstance(value, (str, os.PathLike)) and str(value):
+    elif str(value):
         directory = Path(value)
     else:
         raise InvalidOptionError(
@@ -721,10 +840,10 @@ def _payload_dir(value: Any, where: str) -> Path:
     return directory
 
 
-def _secret_file(value: Any, where: str) -> Path | None:
+def _secret_file(value: str | os.PathLike[str] | None, where: str) -> Path | None:
     if value is None:
         return None
-    if not isinstance(value, (str, os.PathLike)) or not Path(value).is_file():
+    if not Path(value).is_file():
         raise InvalidOptionError(
             f"{where}: secret_file must be the path of a file holding the shared secret (on "
             f"storage the compute nodes share), got {value!r}"
@@ -740,7 +859,7 @@ def _secret_file(value: Any, where: str) -> Path | None:
 def _submit_env(
     env: Mapping[str, str],
     security: Security | None,
-    config: Mapping[str, Any],
+    settings: SlurmSettings,
     secret_file: Path | None,
     where: str,
 ) -> dict[str, str]:
@@ -752,12 +871,7 @@ def _submit_env(
     submit = dict(env)
     if security is None:  # the executor refuses a backend environment without security
         return submit
-    token = config.get("callback_token")
-    submit.update(
-        worker_environment(
-            security, callback_token=token if isinstance(token, str) else None, where=where
-        )
-    )
+    submit.update(worker_environment(security, callback_token=settings.callback_token, where=where))
     if secret_file is not None:
         submit.pop("WOVE_SECRET", None)
     return submit

@@ -31,28 +31,18 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from wove import InvalidOptionError
+from wove.plugins import secret_variable
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from ._adapter import _Ended
+    from ._adapter import SlurmSettings, _Ended
 
 __all__ = ["DEFAULT_API_VERSION", "RestSettings", "RestTransport", "rest_settings"]
 
 DEFAULT_API_VERSION: Final = "v0.0.38"
 #: Seconds one request may take before it fails.
 REQUEST_TIMEOUT: Final = 60.0
-#: Job description fields the adapter sets itself, and the key to use instead.
-_RESERVED_FIELDS: Final = {
-    "name": "set job_name (a prefix; Wove appends the job id)",
-    "environment": "the job gets the submitting environment, with the secret",
-    "partition": "set partition",
-    "account": "set account",
-    "time_limit": "set time_limit",
-    "array": "one Wove run is one job",
-    "hold": "the run would wait until its delivery deadline",
-    "argv": "the batch script is Wove's",
-}
 #: Slurm error numbers meaning "the job had already ended" (ESLURM_INVALID_JOB_ID,
 #: ESLURM_ALREADY_DONE).
 _ALREADY_ENDED: Final = frozenset({2017, 2021})
@@ -97,11 +87,12 @@ class RestSettings:
     job_fields: Mapping[str, Any]
 
 
-def rest_settings(config: Mapping[str, Any], where: str) -> RestSettings:
-    """Check ``rest_url``, ``rest_token``, ``rest_user``, ``rest_api_version`` and
-    ``rest_job_fields``; every error names the key and the fix."""
-    url = config.get("rest_url")
-    if not isinstance(url, str) or not url:
+def rest_settings(settings: SlurmSettings, where: str) -> RestSettings:
+    """The REST keys of a checked ``slurm`` configuration, with the rules between them: a
+    plain-HTTP ``rest_url`` only to this host (or with ``insecure=True``), and the token's
+    variable set. Every error names the key and the fix."""
+    url = settings.rest_url
+    if url is None:
         raise InvalidOptionError(
             f"{where}: mode='rest' needs rest_url, slurmrestd's address such as "
             f"'https://slurm.example.org:6820', got {url!r}"
@@ -111,18 +102,16 @@ def rest_settings(config: Mapping[str, Any], where: str) -> RestSettings:
         raise InvalidOptionError(
             f"{where}: rest_url must be an http:// or https:// URL with a host, got {url!r}"
         )
-    insecure = config.get("insecure", False)
-    if parts.scheme == "http" and not _loopback(parts.hostname) and insecure is not True:
+    if parts.scheme == "http" and not _loopback(parts.hostname) and not settings.insecure:
         raise InvalidOptionError(
             f"{where}: rest_url {url!r} is plain HTTP to another host, so the JWT and every "
             "job's environment (with the secret) would cross the network in the clear; use "
             "https://, or set insecure=True to accept that"
         )
-    token = config.get("rest_token")
-    variable: str | None = None
+    token = settings.rest_token
+    variable = secret_variable(token)
     source: TokenSource | None = None
-    if isinstance(token, str) and token.startswith("env:") and len(token) > 4:
-        variable = token[4:]
+    if variable is not None:
         if not os.environ.get(variable):
             raise InvalidOptionError(
                 f"{where}: rest_token names the environment variable {variable}, which is not "
@@ -132,35 +121,15 @@ def rest_settings(config: Mapping[str, Any], where: str) -> RestSettings:
     elif callable(token):
         source = token
     else:
-        shown = "a literal token" if isinstance(token, str) and token else repr(token)
         raise InvalidOptionError(
             f"{where}: rest_token must be 'env:NAME' (the variable holding slurmrestd's JWT) "
-            f"or a callable returning a fresh token, got {shown}; never put the token itself "
+            f"or a callable returning a fresh token, got {token!r}; never put the token itself "
             "in the configuration"
         )
-    user = config.get("rest_user")
-    if user is None:
-        user = getpass.getuser()
-    elif not isinstance(user, str) or not user or any(c.isspace() for c in user):
-        raise InvalidOptionError(f"{where}: rest_user must be a user name, got {user!r}")
-    version = config.get("rest_api_version", DEFAULT_API_VERSION)
-    if not isinstance(version, str) or not version.startswith("v") or "/" in version:
-        raise InvalidOptionError(
-            f"{where}: rest_api_version must be an OpenAPI plugin version such as 'v0.0.38', "
-            f"got {version!r}"
-        )
-    fields = config.get("rest_job_fields") or {}
-    if not isinstance(fields, Mapping) or not all(isinstance(key, str) for key in fields):
-        raise InvalidOptionError(
-            f"{where}: rest_job_fields must be a dict of job description fields, such as "
-            f"{{'memory_per_node': 2048, 'standard_output': '/shared/logs/%j.out'}}, "
-            f"got {fields!r}"
-        )
-    for key in fields:
-        reason = _RESERVED_FIELDS.get(key)
-        if reason is not None:
-            raise InvalidOptionError(f"{where}: rest_job_fields may not contain {key!r}: {reason}")
-    return RestSettings(url.rstrip("/"), user, version, variable, source, dict(fields))
+    user = settings.rest_user or getpass.getuser()
+    version = settings.rest_api_version or DEFAULT_API_VERSION
+    fields = dict(settings.rest_job_fields or {})
+    return RestSettings(url.rstrip("/"), user, version, variable, source, fields)
 
 
 def _loopback(host: str) -> bool:

@@ -335,7 +335,11 @@ BASE = {"job_queue": QUEUE, "job_definition": DEFINITION}
         ),
         ({"scheduling_priority": -1}, "scheduling_priority must be an integer >= 0"),
         ({"share_identifier": ""}, "share_identifier must be a non-empty string"),
-        ({"max_inline_payload_bytes": 10_000}, "max_inline_payload_bytes=10000 is too large"),
+        (
+            {"max_inline_payload_bytes": 10_000},
+            "max_inline_payload_bytes must be an integer from 0 to 6144: the payload travels in "
+            "a container override",
+        ),
         ({"job_queue": "nope"}, "has no job queue 'nope'; create it"),
         ({"job_definition": "nope"}, "has no active job definition 'nope'; register one"),
     ],

@@ -16,14 +16,29 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
 from wove import InvalidOptionError
-from wove.backends import BackendAdapter, BackendExecutor, BackendJob, JobStatus, safe_job_name
+from wove.backends import (
+    BACKEND_CONFIG_KEYS,
+    BackendAdapter,
+    BackendExecutor,
+    BackendJob,
+    BackendSettings,
+    JobStatus,
+    safe_job_name,
+)
+from wove.plugins import (
+    ExecutorSettings,
+    config_location,
+    given_options,
+    setting,
+    setting_keys,
+)
 
 from .job import PAYLOAD_ENV
 
@@ -32,29 +47,13 @@ __all__ = [
     "MAX_CONTAINER_OVERRIDES",
     "AWSBatchAdapter",
     "AWSBatchExecutor",
+    "AWSBatchSettings",
+    "ContainerOverrides",
     "batch_job_name",
 ]
 
 logger = logging.getLogger("wove_aws_batch")
 
-#: ``executor_config`` keys of the adapter, beyond the ones every backend takes.
-AWS_BATCH_CONFIG_KEYS: Final = frozenset(
-    {
-        "job_queue",
-        "job_definition",
-        "client",
-        "region_name",
-        "endpoint_url",
-        "profile_name",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "container_overrides",
-        "share_identifier",
-        "scheduling_priority",
-        "python",
-    }
-)
 #: Batch fails a job whose container overrides, as JSON, are longer than this (the status
 #: reason is "Container Overrides length must be at most 8192").
 MAX_CONTAINER_OVERRIDES: Final = 8192
@@ -66,10 +65,136 @@ DEFAULT_MAX_INLINE: Final = 1024
 LARGEST_INLINE: Final = 6144
 #: ``describe_jobs`` takes at most this many job ids per call.
 DESCRIBE_BATCH: Final = 100
+
+
+class ContainerOverrides(ExecutorSettings, kw_only=True):
+    """``containerOverrides`` every job gets, merged with Wove's command and ``WOVE_PAYLOAD``."""
+
+    environment: Annotated[
+        list[Mapping[str, str]] | Mapping[str, str] | None,
+        setting(
+            "more environment variables: `[{'name': ..., 'value': ...}]` or a dict",
+            expect="a list of {'name': str, 'value': str} (or a dict of str to str)",
+        ),
+    ] = None
+    resourceRequirements: Annotated[
+        list[Mapping[str, str]] | None,
+        setting("GPUs, memory or vCPUs, as Batch's `resourceRequirements`"),
+    ] = None
+    instanceType: Annotated[
+        str | None, setting("the instance type (multi-node jobs)", min_length=1)
+    ] = None
+    vcpus: Annotated[int | None, setting("vCPUs (deprecated by Batch)", ge=1)] = None
+    memory: Annotated[int | None, setting("MiB of memory (deprecated by Batch)", ge=1)] = None
+
+
+class AWSBatchSettings(BackendSettings, kw_only=True):
+    """The ``executor_config`` of an ``aws_batch`` environment: the adapter's own keys, and the
+    ones every backend takes."""
+
+    job_queue: Annotated[
+        str,
+        setting(
+            "the Batch job queue",
+            expect="a non-empty string naming the Batch job queue",
+            min_length=1,
+        ),
+    ]
+    job_definition: Annotated[
+        str,
+        setting(
+            "the job definition (name, name:revision or ARN; "
+            "`wove_aws_batch.register_job_definition` creates one)",
+            expect="a non-empty string naming the job definition",
+            min_length=1,
+        ),
+    ]
+    client: Annotated[
+        Any,
+        setting(
+            "a `boto3.client('batch')` you built; instead of the connection keys",
+            expect="a boto3 Batch client",
+        ),
+    ] = None
+    region_name: Annotated[
+        str | None,
+        setting("the AWS region", default="boto3's (`AWS_DEFAULT_REGION`...)", min_length=1),
+    ] = None
+    endpoint_url: Annotated[
+        str | None,
+        setting(
+            "the Batch endpoint, for a local stand-in or a VPC endpoint",
+            expect="an http:// or https:// URL",
+            pattern=r"^https?://",
+        ),
+    ] = None
+    profile_name: Annotated[
+        str | None, setting("a profile of the AWS config files", min_length=1)
+    ] = None
+    aws_access_key_id: Annotated[
+        str | None,
+        setting("credentials, when not from boto3's usual chain", min_length=1),
+    ] = None
+    aws_secret_access_key: Annotated[
+        str | None, setting("the secret key of `aws_access_key_id`", min_length=1)
+    ] = None
+    aws_session_token: Annotated[
+        str | None, setting("a session token for temporary credentials", min_length=1)
+    ] = None
+    container_overrides: Annotated[
+        ContainerOverrides | None,
+        setting(
+            "`containerOverrides` for every job (`environment`, `resourceRequirements`...), "
+            "merged with Wove's command and `WOVE_PAYLOAD`",
+            reserved={
+                "command": "every job runs `<python> -m wove_aws_batch.job`; set python to "
+                "choose the interpreter"
+            },
+        ),
+    ] = None
+    share_identifier: Annotated[
+        str | None,
+        setting(
+            "the fair-share identifier of the queue's scheduling policy (`shareIdentifier`)",
+            min_length=1,
+        ),
+    ] = None
+    scheduling_priority: Annotated[
+        int | None,
+        setting(
+            "higher runs first in a fair-share queue (`schedulingPriorityOverride`)",
+            ge=0,
+        ),
+    ] = None
+    python: Annotated[
+        str,
+        setting(
+            "the interpreter in the job's image",
+            expect="the interpreter's name or path inside the job's image, such as 'python3' "
+            "or '/opt/venv/bin/python'",
+            min_length=1,
+        ),
+    ] = "python3"
+    max_inline_payload_bytes: Annotated[
+        int,
+        setting(
+            "larger payloads stay on the callback server and the job carries a signed "
+            "reference (about 300 bytes); at most 6 KiB, since Batch fails jobs whose container "
+            "overrides exceed 8 KiB",
+            expect=f"an integer from 0 to {LARGEST_INLINE}: the payload travels in a container "
+            f"override, and Batch fails jobs whose overrides exceed {MAX_CONTAINER_OVERRIDES} "
+            f"bytes (the default {DEFAULT_MAX_INLINE} sends larger payloads as a signed "
+            "reference the job fetches from the callback server)",
+            ge=0,
+            le=LARGEST_INLINE,
+        ),
+    ] = DEFAULT_MAX_INLINE
+
+
+#: ``executor_config`` keys of the adapter, beyond the ones every backend takes.
+AWS_BATCH_CONFIG_KEYS: Final = setting_keys(AWSBatchSettings) - BACKEND_CONFIG_KEYS
 #: ``container_overrides`` keys passed on to Batch; the command is Wove's.
-OVERRIDE_KEYS: Final = frozenset(
-    {"environment", "resourceRequirements", "instanceType", "vcpus", "memory"}
-)
+OVERRIDE_KEYS: Final = setting_keys(ContainerOverrides)
 
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_-]+")
@@ -104,7 +229,7 @@ class AWSBatchAdapter(BackendAdapter):
     """Submit, terminate and describe Wove runs as AWS Batch jobs; see the module docstring."""
 
     name = "aws_batch"
-    config_keys = AWS_BATCH_CONFIG_KEYS
+    settings_class = AWSBatchSettings
     max_inline_payload_bytes = DEFAULT_MAX_INLINE
 
     def __init__(self) -> None:
@@ -125,37 +250,24 @@ class AWSBatchAdapter(BackendAdapter):
 
     # -- the BackendAdapter contract -----------------------------------------------------------
     async def start(self, environment_name: str, config: Mapping[str, Any]) -> None:
-        where = f"executor_config of environment {environment_name!r} (executor 'aws_batch')"
-        self._queue = _required_name(config, "job_queue", where, "the Batch job queue")
-        self._definition = _required_name(
-            config,
-            "job_definition",
-            where,
-            "the job definition (name, name:revision or ARN; wove_aws_batch."
-            "register_job_definition creates one)",
-        )
-        python = config.get("python", "python3")
-        if not isinstance(python, str) or not python:
-            raise InvalidOptionError(
-                f"{where}: python must be the interpreter's name or path inside the job's "
-                f"image, such as 'python3' or '/opt/venv/bin/python', got {python!r}"
-            )
-        self._python = python
+        settings = self.configured(AWSBatchSettings, environment_name, config)
+        where = config_location(environment_name, self.name)
+        self._queue = settings.job_queue
+        self._definition = settings.job_definition
+        self._python = settings.python
         self._environment, self._overrides = _container_overrides(
-            config.get("container_overrides", {}), where
+            settings.container_overrides, where
         )
-        self._extra = _scheduling(config, where)
-        inline = config.get("max_inline_payload_bytes")
-        if isinstance(inline, int) and not isinstance(inline, bool) and inline > LARGEST_INLINE:
-            raise InvalidOptionError(
-                f"{where}: max_inline_payload_bytes={inline} is too large for AWS Batch: the "
-                f"payload travels in a container override, and Batch fails jobs whose "
-                f"overrides exceed {MAX_CONTAINER_OVERRIDES} bytes. Use at most "
-                f"{LARGEST_INLINE} (the default {DEFAULT_MAX_INLINE} sends larger payloads as "
-                "a signed reference the job fetches from the callback server)"
+        self._extra = {
+            key: value
+            for key, value in (
+                ("shareIdentifier", settings.share_identifier),
+                ("schedulingPriorityOverride", settings.scheduling_priority),
             )
+            if value is not None
+        }
         # Building a client reads config files and may resolve credentials over the network.
-        self._client, self._owns_client = await self.call_blocking(_client, config, where)
+        self._client, self._owns_client = await self.call_blocking(_client, settings, where)
         self._where = f"AWS Batch at {self._client.meta.endpoint_url}"
         try:
             await self.call_blocking(self._check)
@@ -303,23 +415,12 @@ class AWSBatchAdapter(BackendAdapter):
             )
 
 
-def _required_name(config: Mapping[str, Any], key: str, where: str, what: str) -> str:
-    value = config.get(key)
-    if value is None:
-        raise InvalidOptionError(f"{where}: {key} is required: {what}")
-    if not isinstance(value, str) or not value:
-        raise InvalidOptionError(
-            f"{where}: {key} must be a non-empty string naming {what}, got {value!r}"
-        )
-    return value
-
-
-def _client(config: Mapping[str, Any], where: str) -> tuple[Any, bool]:
+def _client(settings: AWSBatchSettings, where: str) -> tuple[Any, bool]:
     """The ``batch`` client -- the one given as ``client``, or one built from boto3's chain --
     and whether the adapter made it (and so closes it)."""
-    client = config.get("client")
-    connection_keys = sorted(
-        key
+    client = settings.client
+    connection = {
+        key: getattr(settings, key)
         for key in (
             "region_name",
             "endpoint_url",
@@ -328,8 +429,8 @@ def _client(config: Mapping[str, Any], where: str) -> tuple[Any, bool]:
             "aws_secret_access_key",
             "aws_session_token",
         )
-        if config.get(key) is not None
-    )
+    }
+    connection_keys = sorted(key for key, value in connection.items() if value is not None)
     if client is not None:
         if connection_keys:
             raise InvalidOptionError(
@@ -344,23 +445,14 @@ def _client(config: Mapping[str, Any], where: str) -> tuple[Any, bool]:
                 f"got {type(client).__name__}: {client!r}"
             )
         return client, False
-    for key in connection_keys:
-        if not isinstance(config[key], str) or not config[key]:
-            raise InvalidOptionError(
-                f"{where}: {key} must be a non-empty string, got {config[key]!r}"
-            )
-    endpoint = config.get("endpoint_url")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise InvalidOptionError(
-            f"{where}: endpoint_url must be an http:// or https:// URL, got {endpoint!r}"
-        )
+    endpoint = settings.endpoint_url
     try:
         session = boto3.session.Session(
-            profile_name=config.get("profile_name"),
-            aws_access_key_id=config.get("aws_access_key_id"),
-            aws_secret_access_key=config.get("aws_secret_access_key"),
-            aws_session_token=config.get("aws_session_token"),
-            region_name=config.get("region_name"),
+            profile_name=settings.profile_name,
+            aws_access_key_id=settings.aws_access_key_id,
+            aws_secret_access_key=settings.aws_secret_access_key,
+            aws_session_token=settings.aws_session_token,
+            region_name=settings.region_name,
         )
         # Standard retries ride out throttling (SubmitJob allows 50 calls a second per account).
         made = session.client(
@@ -378,34 +470,15 @@ def _client(config: Mapping[str, Any], where: str) -> tuple[Any, bool]:
     return made, True
 
 
-def _container_overrides(value: Any, where: str) -> tuple[list[dict[str, str]], dict[str, Any]]:
+def _container_overrides(
+    value: ContainerOverrides | None, where: str
+) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """Split ``container_overrides`` into its environment and the other overrides."""
-    if not isinstance(value, Mapping):
-        raise InvalidOptionError(
-            f"{where}: container_overrides must be a dict of Batch containerOverrides such as "
-            f"{{'environment': [{{'name': 'STAGE', 'value': 'prod'}}]}}, got "
-            f"{type(value).__name__}: {value!r}"
-        )
-    if "command" in value:
-        raise InvalidOptionError(
-            f"{where}: container_overrides may not set command: every job runs "
-            "`<python> -m wove_aws_batch.job`; set python to choose the interpreter"
-        )
-    unknown = sorted(str(key) for key in value if key not in OVERRIDE_KEYS)
-    if unknown:
-        raise InvalidOptionError(
-            f"{where}: container_overrides does not take {', '.join(map(repr, unknown))}; it "
-            f"takes {', '.join(sorted(OVERRIDE_KEYS))}"
-        )
-    environment = value.get("environment", [])
+    others = {} if value is None else given_options(value)
+    environment = others.pop("environment", [])
     if isinstance(environment, Mapping):
         environment = [{"name": name, "value": item} for name, item in environment.items()]
-    if not isinstance(environment, list) or not all(
-        isinstance(item, Mapping)
-        and isinstance(item.get("name"), str)
-        and isinstance(item.get("value"), str)
-        for item in environment
-    ):
+    if not all("name" in item and "value" in item for item in environment):
         raise InvalidOptionError(
             f"{where}: container_overrides environment must be a list of "
             "{'name': str, 'value': str} (or a dict of str to str), got "
@@ -423,29 +496,7 @@ def _container_overrides(value: Any, where: str) -> tuple[list[dict[str, str]], 
             "describe_jobs would read it. Give it to the job definition as a `secrets` entry "
             "(Secrets Manager or SSM Parameter Store)"
         )
-    others = {key: item for key, item in value.items() if key != "environment"}
     return [{"name": item["name"], "value": item["value"]} for item in environment], others
-
-
-def _scheduling(config: Mapping[str, Any], where: str) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    share = config.get("share_identifier")
-    if share is not None:
-        if not isinstance(share, str) or not share:
-            raise InvalidOptionError(
-                f"{where}: share_identifier must be a non-empty string (the fair-share "
-                f"identifier of the queue's scheduling policy), got {share!r}"
-            )
-        extra["shareIdentifier"] = share
-    priority = config.get("scheduling_priority")
-    if priority is not None:
-        if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
-            raise InvalidOptionError(
-                f"{where}: scheduling_priority must be an integer >= 0 (higher runs first in "
-                f"a fair-share queue), got {priority!r}"
-            )
-        extra["schedulingPriorityOverride"] = priority
-    return extra
 
 
 def _definition_exists(client: Any, definition: str) -> bool:
@@ -492,17 +543,7 @@ class AWSBatchExecutor(BackendExecutor):
     """The ``aws_batch`` executor: every run is a Batch job running ``python -m
     wove_aws_batch.job``.
 
-    ``executor_config`` keys, besides the ones every backend takes (see
-    :class:`wove.backends.BackendExecutor`):
-
-    * ``job_queue``, ``job_definition`` (required);
-    * ``client`` (a ``boto3.client('batch')``) *or* ``region_name``, ``endpoint_url``,
-      ``profile_name``, ``aws_access_key_id``/``aws_secret_access_key``/``aws_session_token``
-      (else boto3's usual credential chain);
-    * ``container_overrides``: ``environment``, ``resourceRequirements``... merged with Wove's
-      command and ``WOVE_PAYLOAD``;
-    * ``share_identifier``, ``scheduling_priority``: passed to ``submit_job``;
-    * ``python``: the interpreter in the image (default ``python3``).
+    Its ``executor_config`` keys are declared by :class:`AWSBatchSettings`.
     """
 
     adapter_class = AWSBatchAdapter

@@ -176,7 +176,7 @@ class BackendSettings(ExecutorSettings, kw_only=True):
         setting(
             "payloads larger than this stay on the callback server and the job carries a "
             "signed reference the worker fetches them with; `0` fetches every payload",
-            default="the adapter's",
+            default="1 MiB",
             ge=0,
         ),
     ] = None

@@ -293,16 +293,21 @@ class SettingField:
 
 def setting_fields(settings_class: type[ExecutorSettings]) -> tuple[SettingField, ...]:
     """The keys of a declaration for a docs table: its own keys first, in the order it
-    declares them, then the keys of its bases, each described by its latest declaration."""
+    declares them, then each base's keys in the base's order; a key declared again (with
+    another default or bound) is described by its latest declaration, in the base's place."""
     hints = _hints(settings_class)
     fields = {field.name: field for field in msgspec.structs.fields(settings_class)}
-    order: list[str] = []
     first: dict[str, type] = {}
     for klass in settings_class.__mro__:
-        own = [name for name in vars(klass).get("__annotations__", {}) if name in fields]
-        order.extend(name for name in own if name not in order)
-        for name in own:
-            first[name] = klass
+        for name in vars(klass).get("__annotations__", {}):
+            if name in fields:
+                first[name] = klass  # the last one seen is the base-most declaration
+    order = [
+        name
+        for klass in settings_class.__mro__
+        for name in vars(klass).get("__annotations__", {})
+        if first.get(name) is klass
+    ]
     rows = []
     for name in order:
         field = fields[name]

@@ -5,6 +5,7 @@ exit status instead of exiting, so tests and other programs can call it::
 
     wove --version
     wove plugins list [--json]        every executor plugin, its kind and whether its deps import
+    wove plugins new NAME --kind K    write a new executor plugin distribution, wove-NAME
     wove doctor [--config PATH]       check each configured environment; exit 1 on any problem
     wove worker <service> ...         worker services contributed by plugins (register_commands)
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,6 +38,8 @@ from ._executor import Executor
 from ._install import REINSTALL_COMMAND, installation_problems
 from ._options import suggest
 from ._registry import PluginCommand, PluginInfo, Registry, get_registry
+from ._scaffold import KINDS as SCAFFOLD_KINDS
+from ._scaffold import create_plugin
 from ._security import unset_secret_variables
 
 __all__ = ["main", "build_parser"]
@@ -94,6 +98,38 @@ def build_parser(commands: Sequence[PluginCommand] = ()) -> argparse.ArgumentPar
     )
     listing.add_argument("--json", action="store_true", help="print a JSON list of plugins")
     listing.set_defaults(handler=_plugins_list)
+    new = plugins_sub.add_parser(
+        "new",
+        help="write a new executor plugin distribution, ready to test",
+        description=(
+            "Write the distribution wove-NAME (import package wove_NAME, executor NAME): a "
+            "pyproject.toml with the entry point, a working executor of the given kind, tests "
+            "that run Wove's conformance kits against it, a README and a docs page. Nothing "
+            "existing is overwritten."
+        ),
+    )
+    new.add_argument(
+        "name",
+        metavar="NAME",
+        help="the executor name: lowercase letters, digits, '-' or '_', such as 'pigeon'",
+    )
+    new.add_argument(
+        "--kind",
+        required=True,
+        choices=SCAFFOLD_KINDS,
+        help=(
+            "backend: jobs in a task system you run (the skeleton starts a process per job); "
+            "network: a client of a worker service the package provides (wove worker NAME); "
+            "process: a pool of worker processes over pipes"
+        ),
+    )
+    new.add_argument(
+        "--directory",
+        metavar="DIR",
+        default=".",
+        help="where to create the wove-NAME folder (default: the current directory)",
+    )
+    new.set_defaults(handler=_plugins_new)
 
     doctor = sub.add_parser(
         "doctor",
@@ -200,6 +236,33 @@ def _format_table(rows: Sequence[Sequence[str]]) -> str:
         padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*padded, row[-1]]).rstrip())
     return "\n".join(lines)
+
+
+# -- wove plugins new ------------------------------------------------------------------------
+
+
+def _plugins_new(args: argparse.Namespace) -> int:
+    try:
+        created = create_plugin(args.name, kind=args.kind, parent=Path(args.directory))
+    except (ValueError, OSError) as exc:  # a bad NAME, an existing folder, a failed write
+        _error(f"plugins new: {exc}")
+        return EXIT_USAGE
+    print(
+        f"Created {created.distribution} in {created.root}: a {created.kind} executor plugin "
+        f"(executor {created.name!r}, import package {created.package})."
+    )
+    for path in created.files:
+        print(f"  {path}")
+    test_tools = " ".join(shlex.quote(requirement) for requirement in created.test_requirements)
+    print(
+        "\nNext, in that folder: install it with its test tools, and run its tests (they pass "
+        "as created):\n"
+        f"  python -m pip install -e . {test_tools}\n"
+        "  python -m pytest\n"
+        'Then replace each part marked "YOUR SYSTEM" with your own system; docs/index.md walks '
+        "through it."
+    )
+    return EXIT_OK
 
 
 # -- wove doctor -----------------------------------------------------------------------------

@@ -283,14 +283,14 @@ def config(
 
     With no arguments, apply the nearest ``wove_config.py`` (from the working directory upward),
     or change nothing if there is none. With ``config_file=``, apply that file, then any other
-    keywords given.
+    keywords given. The other keywords (``max_workers``, ``retries``, ``timeout``, ...,
+    ``delivery_orphan_policy``) are the execution and delivery defaults for every environment.
 
     Args:
         config_file: a Python file defining ``WOVE_CONFIG = {...}``.
         default_environment: the environment for tasks and weaves that name none.
         environments: environment name -> ``{"executor": ..., "executor_config": {...}, ...}``,
             or ``None`` to remove that environment.
-        **defaults: execution and delivery defaults for every environment.
 
     Returns:
         The configuration now in force.

@@ -114,8 +114,12 @@ def setting(
         keys: for a dict value, the only keys it may hold.
         parse: reads the raw value before its type is checked, ``parse(value, key, where)``;
             it returns the value to check, or raises :class:`InvalidOptionError` itself.
-        gt, ge, lt, le: bounds of a number.
-        min_length, max_length: bounds of the length of a string, list or dict.
+        gt: a number must be greater than this.
+        ge: a number must be at least this.
+        lt: a number must be less than this.
+        le: a number must be at most this.
+        min_length: the shortest a string, list or dict may be.
+        max_length: the longest a string, list or dict may be.
         pattern: a regular expression a string must match (``re.search``).
 
     Returns:

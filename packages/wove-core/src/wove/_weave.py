@@ -527,9 +527,12 @@ def weave(
         on_done: called with the :class:`WoveResult` when the weave finishes.
         max_workers: threads for sync tasks (a shared pool of this size).
         max_pending: the most items a mapped task may have.
-        delivery_timeout, delivery_idempotency_key, delivery_cancel_mode,
-        delivery_heartbeat_seconds, delivery_max_in_flight, delivery_orphan_policy:
-            defaults for this weave's tasks sent to other processes.
+        delivery_timeout: a default for this weave's tasks sent to other processes.
+        delivery_idempotency_key: a default for this weave's tasks sent to other processes.
+        delivery_cancel_mode: a default for this weave's tasks sent to other processes.
+        delivery_heartbeat_seconds: a default for this weave's tasks sent to other processes.
+        delivery_max_in_flight: a default for this weave's tasks sent to other processes.
+        delivery_orphan_policy: a default for this weave's tasks sent to other processes.
         **data: values injected into tasks whose parameters share their names; a parameter
             named ``data`` receives all of them as one dict.
 

@@ -9,6 +9,7 @@ restarts it when a test kills it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import sys
@@ -17,6 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from arq.connections import RedisSettings, create_pool
+from arq.constants import default_queue_name
+from arq.jobs import Job, JobResult
+from arq.jobs import JobStatus as ArqJobStatus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
@@ -37,6 +42,21 @@ def is_ready(ready_file: Path) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def arq_view(redis_url: str, job_id: str) -> tuple[ArqJobStatus, JobResult | None, float | None]:
+    """ARQ's own view of a job: its status, its result record, its score in the queue."""
+
+    async def look() -> tuple[ArqJobStatus, JobResult | None, float | None]:
+        pool = await create_pool(RedisSettings.from_dsn(redis_url))
+        try:
+            job = Job(job_id, pool)
+            score = await pool.zscore(default_queue_name, job_id)
+            return await job.status(), await job.result_info(), score
+        finally:
+            await pool.aclose()
+
+    return asyncio.run(look())
 
 
 def start_worker(redis_url: str) -> backend_services.WorkerProcess:

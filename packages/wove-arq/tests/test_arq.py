@@ -1,20 +1,16 @@
-"""The ``arq`` executor against real ARQ workers and a real Redis: lost workers, a restarted
-Redis, cancelling for real, job ids, configuration errors and the worker-side helpers."""
+"""The ``arq`` executor against real ARQ workers and a real Redis: job ids, configuration
+errors and the worker-side helpers. A killed worker, a restarted Redis and cancelling for real
+are scenarios of the conformance kit (test_conformance.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import default_queue_name
-from arq.jobs import Job, JobResult
-from arq.jobs import JobStatus as ArqJobStatus
 
 import wove
 from wove import FrameRejectedError
@@ -23,7 +19,7 @@ from wove.plugins import Delivery, LineCodec, RunTask, Security, dumps, new_run_
 from wove.testing import executor_of, free_port, stop_environments
 from wove_arq import WORKER_DEFAULTS, ArqExecutor, worker_settings, wove_run
 
-from .conftest import backend_services, start_worker
+from .conftest import arq_view, backend_services
 
 SECRET = "env:WOVE_SECRET"
 #: A guard so that no test can hang: every weave fails after this many seconds.
@@ -59,203 +55,11 @@ def wait_for(condition: Any, what: str, timeout: float = GUARD) -> None:
     backend_services.wait_until(condition, timeout, what)
 
 
-def arq_view(redis_url: str, job_id: str) -> tuple[ArqJobStatus, JobResult | None, float | None]:
-    """ARQ's own view of a job: its status, its result record, its score in the queue."""
-
-    async def look() -> tuple[ArqJobStatus, JobResult | None, float | None]:
-        pool = await create_pool(RedisSettings.from_dsn(redis_url))
-        try:
-            job = Job(job_id, pool)
-            score = await pool.zscore(default_queue_name, job_id)
-            return await job.status(), await job.result_info(), score
-        finally:
-            await pool.aclose()
-
-    return asyncio.run(look())
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-# -- (a) a worker killed mid-task ----------------------------------------------------------------
-
-
-def test_worker_killed_mid_task_fails_the_weave_as_orphaned(
-    redis_url: str,
-    arq_worker: backend_services.WorkerProcess,
-    tmp_path: Path,
-    environments: list[str],
-) -> None:
-    configure(queue=arq_environment(redis_url))
-    environments.append("queue")
-    started = tmp_path / "started"
-    never = tmp_path / "never-created"
-    restarts = arq_worker.restarts
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(wove.DeliveryOrphanedError, match=r"sent nothing .* probably killed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="queue")
-        def waits() -> str:
-            started.touch()
-            while not never.exists():
-                time.sleep(0.05)
-            return "released"
-
-        @w.do
-        def killer() -> None:
-            wait_for(started.exists, "the task started on the worker")
-            arq_worker.kill()
-
-    assert "waits" in str(w.result.exception)
-    wait_for(lambda: arq_worker.restarts > restarts, "the killed worker was restarted")
-    # The restarted worker takes new runs.
-    with wove.weave(environment="queue", delivery_timeout=GUARD) as again:
-
-        @again.do
-        def after() -> int:
-            return 7
-
-    assert again.result.after == 7
-
-
-# -- (b) Redis restarted between two weaves ------------------------------------------------------
-
-
-def test_redis_restart_between_weaves_reconnects(environments: list[str]) -> None:
-    server = backend_services.Redis.private()
-    worker = None
-    try:
-        url = server.url(0)
-        worker = start_worker(url)
-        configure(private=arq_environment(url))
-        environments.append("private")
-
-        with wove.weave(environment="private", delivery_timeout=GUARD) as first:
-
-            @first.do
-            def before() -> str:
-                return "before"
-
-        assert first.result.before == "before"
-        # The executor's pool must reconnect by itself. An ARQ worker whose poll hits the
-        # outage exits with a ConnectionError instead; WorkerProcess restarts it, as a
-        # supervisor would in production.
-        server.restart()
-
-        with wove.weave(environment="private", delivery_timeout=GUARD) as second:
-
-            @second.do
-            def after() -> str:
-                return "after"
-
-        assert second.result.after == "after"
-    finally:
-        stop_environments(*environments)
-        environments.clear()
-        if worker is not None:
-            worker.stop()
-        server.stop()
-
-
-# -- (c) cancelling for real ---------------------------------------------------------------------
-
-
-@pytest.mark.usefixtures("arq_worker")
-def test_running_job_cancelled_by_a_failing_sibling_is_aborted_in_arq(
-    redis_url: str, tmp_path: Path, environments: list[str]
-) -> None:
-    # A long heartbeat: the worker would only hear of the cancel seconds later, so the job
-    # stops because ARQ aborted it.
-    configure(queue=arq_environment(redis_url, worker_heartbeat_seconds=10))
-    environments.append("queue")
-    key = unique("cancel-running")
-    started = tmp_path / "started"
-    finished = tmp_path / "finished"
-    release = tmp_path / "release"
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="queue", delivery_idempotency_key=key)
-        async def long_async() -> str:
-            started.touch()
-            while not release.exists():  # noqa: ASYNC110 - a file, not an event, across processes
-                await asyncio.sleep(0.05)
-            finished.touch()
-            return "not cancelled"
-
-        @w.do
-        def fails() -> None:
-            wait_for(started.exists, "the async task started on the worker")
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "long_async" in w.result.cancelled
-    wait_for(lambda: arq_view(redis_url, key)[1] is not None, "ARQ recorded the aborted job")
-    status, info, score = arq_view(redis_url, key)
-    assert status == ArqJobStatus.complete
-    assert info is not None
-    assert not info.success
-    assert isinstance(info.result, asyncio.CancelledError), info.result
-    assert score is None
-    release.touch()
-    with wove.weave(environment="queue", delivery_timeout=GUARD) as probe:
-
-        @probe.do
-        def later() -> bool:
-            time.sleep(0.3)  # the aborted task would have seen the release file by now
-            return True
-
-    assert probe.result.later
-    assert not finished.exists(), "the aborted async task kept running"
-
-
-@pytest.mark.usefixtures("arq_worker")
-def test_queued_job_cancelled_by_a_failing_sibling_never_runs(
-    redis_url: str, tmp_path: Path, environments: list[str]
-) -> None:
-    # _defer_by keeps the job in ARQ's queue, not yet due, when the sibling fails.
-    configure(queue=arq_environment(redis_url, enqueue_options={"_defer_by": 120}))
-    environments.append("queue")
-    key = unique("cancel-queued")
-    ran = tmp_path / "ran"
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="queue", delivery_idempotency_key=key)
-        def deferred() -> None:
-            ran.touch()
-
-        @w.do
-        async def fails() -> None:
-            pool = await create_pool(RedisSettings.from_dsn(redis_url))
-            try:
-                job = Job(key, pool)
-                while await job.status() != ArqJobStatus.deferred:  # noqa: ASYNC110 - Redis
-                    await asyncio.sleep(0.05)
-            finally:
-                await pool.aclose()
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "deferred" in w.result.cancelled
-    wait_for(lambda: arq_view(redis_url, key)[1] is not None, "ARQ recorded the aborted job")
-    status, info, score = arq_view(redis_url, key)
-    assert score is None, "the aborted job is still in ARQ's queue"
-    assert status == ArqJobStatus.complete
-    assert info is not None
-    assert isinstance(info.result, asyncio.CancelledError)
-    assert not ran.exists(), "the cancelled job ran"
-
-
-# -- (d) job ids come from the idempotency key ---------------------------------------------------
+# -- (a) job ids come from the idempotency key ---------------------------------------------------
 
 
 @pytest.mark.usefixtures("arq_worker")
@@ -337,7 +141,7 @@ def test_adapter_raises_duplicate_job_error_for_a_held_job_id(redis_url: str) ->
     asyncio.run(twice())
 
 
-# -- (e) configuration errors --------------------------------------------------------------------
+# -- (b) configuration errors --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -427,7 +231,7 @@ def test_executor_uses_a_given_pool_and_leaves_it_open(redis_url: str) -> None:
     assert issubclass(ArqExecutor, wove.Executor)
 
 
-# -- (f) the worker-side helpers -----------------------------------------------------------------
+# -- (c) the worker-side helpers -----------------------------------------------------------------
 
 
 def test_worker_settings_builds_a_class_arq_can_run() -> None:

@@ -18,6 +18,9 @@ checks):
 ``test_replayed_frame_runs_once``
     A payload pushed into the backend twice runs once: the callback server lets only the first
     worker claim a run.
+
+The production scenarios (a killed worker, a restarted backend, a job cancelled by a failing
+sibling) come from :class:`wove.testing._scenarios.BackendScenarios`, each enabled by a hook.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from wove._serializer import dumps
 from ._base import ConformanceBase
 from ._bodies import attempt_counter, waiter
 from ._conformance import RemoteExecutorConformance
+from ._scenarios import BackendScenarios, with_config
 
 __all__ = ["BackendExecutorConformance", "FlakyProxy", "free_port"]
 
@@ -137,11 +141,7 @@ class BackendConformance(ConformanceBase):
     def reconfigure(self, environment: Mapping[str, Any], **executor_config: Any) -> None:
         """Stop the environment under test and configure it again with ``executor_config``
         merged into its ``executor_config``."""
-        name = self.environment_name
-        self._stop_environment(name)
-        reset_config()
-        reset_environments()
-        wove.config(environments={name: _with_config(environment, executor_config)})
+        self._configure_with(environment, executor_config)
 
     def test_two_weaves_share_a_fixed_callback_port(self, environment: Mapping[str, Any]) -> None:
         port = free_port()
@@ -150,7 +150,7 @@ class BackendConformance(ConformanceBase):
         reset_environments()
         names = ("left", "right")
         shared_port = {"callback_port": port}
-        wove.config(environments={name: _with_config(environment, shared_port) for name in names})
+        wove.config(environments={name: with_config(environment, shared_port) for name in names})
         results: dict[str, list[int]] = {}
         errors: list[BaseException] = []
 
@@ -276,13 +276,19 @@ class BackendConformance(ConformanceBase):
         self.assert_environment_works()
 
 
-class BackendExecutorConformance(BackendConformance, RemoteExecutorConformance):
+class BackendExecutorConformance(BackendConformance, BackendScenarios, RemoteExecutorConformance):
     """Everything :class:`RemoteExecutorConformance` checks, plus the callback-server tests,
     for executors built on :class:`wove.backends.BackendExecutor`.
 
     Forged and replayed payloads are pushed into the backend with
     :meth:`~wove.backends.BackendExecutor.submit_raw`, so a plugin only provides the
     ``environment`` fixture (with a ``security`` secret its workers share, as ``WOVE_SECRET``).
+
+    The production scenarios are opt-in, each skipped with a message naming the hook that
+    enables it: :meth:`kill_worker` (with :meth:`wait_for_worker` and
+    :meth:`assert_killed_job`), :meth:`restartable_backend`, and for a job cancelled by a
+    failing sibling :meth:`assert_job_cancelled` (plus :meth:`is_job_queued` and
+    :attr:`queued_job_config` for a job still waiting in the backend).
     """
 
     async def asend_raw(self, environment_name: str, line: bytes) -> None:
@@ -293,12 +299,6 @@ class BackendExecutorConformance(BackendConformance, RemoteExecutorConformance):
         executor: Any = self.executor_of(environment_name)
         security: Security | None = executor.security
         return security
-
-
-def _with_config(environment: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(environment)
-    merged["executor_config"] = {**environment.get("executor_config", {}), **overrides}
-    return merged
 
 
 async def _register(server: Any, run_id: str, on_event: Any) -> str:

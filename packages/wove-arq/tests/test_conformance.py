@@ -45,7 +45,7 @@ class TestArqConformance(BackendExecutorConformance):
         self.redis_url = redis_url
         self.worker = arq_worker
 
-    def kill_worker(self) -> None:
+    def kill_worker(self, job_id: str, pid: int) -> None:
         self.restarts = self.worker.restarts
         self.worker.kill()
 
@@ -75,7 +75,7 @@ class TestArqConformance(BackendExecutorConformance):
     def is_job_queued(self, job_id: str) -> bool:
         return arq_view(self.redis_url, job_id)[0] == ArqJobStatus.deferred
 
-    def assert_job_cancelled(self, job_id: str, *, queued: bool) -> None:
+    def assert_job_cancelled(self, job_id: str, *, queued: bool, pid: int | None) -> None:
         backend_services.wait_until(
             lambda: arq_view(self.redis_url, job_id)[1] is not None,
             self.hang_guard_seconds,

@@ -42,7 +42,6 @@ from wove._frames import Delivery, Frame, RunTask, TaskResult, TaskStarted, new_
 from wove._security import LineCodec, Security
 from wove._serializer import dumps
 
-from ._base import ConformanceBase
 from ._bodies import attempt_counter, waiter
 from ._conformance import RemoteExecutorConformance
 from ._scenarios import BackendScenarios, with_config
@@ -135,7 +134,7 @@ class FlakyProxy:
         self.url = f"http://127.0.0.1:{port}"
 
 
-class BackendConformance(ConformanceBase):
+class BackendConformance(BackendScenarios):
     """The tests; see :class:`BackendExecutorConformance`."""
 
     def reconfigure(self, environment: Mapping[str, Any], **executor_config: Any) -> None:
@@ -276,7 +275,7 @@ class BackendConformance(ConformanceBase):
         self.assert_environment_works()
 
 
-class BackendExecutorConformance(BackendConformance, BackendScenarios, RemoteExecutorConformance):
+class BackendExecutorConformance(BackendConformance, RemoteExecutorConformance):
     """Everything :class:`RemoteExecutorConformance` checks, plus the callback-server tests,
     for executors built on :class:`wove.backends.BackendExecutor`.
 

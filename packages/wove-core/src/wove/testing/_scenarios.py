@@ -13,8 +13,9 @@ is missing is skipped, and the skip message names the hook that enables it.
 ``test_backend_restarted_between_weaves_reconnects`` (:meth:`restartable_backend`)
     A weave before and a weave after the backend restarts both succeed through one executor.
 ``test_running_job_cancelled_by_a_failing_sibling_stops`` (:meth:`assert_job_cancelled`)
-    A running async task whose in-process sibling fails is cancelled: the weave lists it, the
-    backend's own view shows the job cancelled, and the body never finishes.
+    A running task whose in-process sibling fails is cancelled: the weave lists it, the
+    backend's own view shows the job cancelled, and the body never finishes. The task is sync
+    when the class keeps ``interrupts_sync_tasks`` true, else async.
 ``test_queued_job_cancelled_by_a_failing_sibling_never_runs`` (:attr:`queued_job_config`,
 :meth:`is_job_queued`, :meth:`assert_job_cancelled`)
     A job held in the backend (not yet due, or waiting for a resource) when its sibling fails
@@ -24,10 +25,11 @@ is missing is skipped, and the skip message names the hook that enables it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,26 +67,28 @@ class BackendScenarios(ConformanceBase):
     queued_job_config: ClassVar[Mapping[str, Any] | None] = None
 
     # -- hooks a plugin implements ------------------------------------------------------------
-    def kill_worker(self) -> None:
-        """Kill the worker process running the environment's tasks (SIGKILL: it reports
-        nothing). Enables the killed-worker scenario."""
+    def kill_worker(self, job_id: str, pid: int) -> None:
+        """Kill the worker running job ``job_id``, whose task body runs in process ``pid``
+        (SIGKILL, so it reports nothing; kill ``pid`` too if the backend runs tasks in a child,
+        or the job's container). Enables the killed-worker scenario."""
         raise NotImplementedError
 
     def wait_for_worker(self) -> None:
         """Return once a worker runs tasks again after :meth:`kill_worker` (a supervisor's
         restart, or a new worker). By default it returns at once."""
 
-    def assert_killed_job(self, job_id: str) -> None:
-        """Check the backend's own view of the job whose worker was killed. By default it
-        checks nothing."""
+    def assert_killed_job(self, job_id: str, error: BaseException) -> None:
+        """Check the backend's own view of the job whose worker was killed, and the weave's
+        ``error``. By default it checks nothing."""
 
-    @contextlib.contextmanager
-    def restartable_backend(self) -> Iterator[tuple[Mapping[str, Any], Callable[[], None]]]:
-        """Start a backend (and a worker) of the test's own; yield an environment definition
-        for it and a function that restarts the backend keeping its address and state; stop
-        both on exit. Enables the restart scenario."""
+    def restartable_backend(
+        self,
+    ) -> AbstractContextManager[tuple[Mapping[str, Any], Callable[[], None]]]:
+        """A context manager (write it with :func:`contextlib.contextmanager`) that starts a
+        backend (and a worker) of the test's own, or reuses one it may restart; yields an
+        environment definition for it and a function that restarts the backend keeping its
+        address and state; and stops what it started on exit. Enables the restart scenario."""
         raise NotImplementedError
-        yield  # pragma: no cover - makes this a generator
 
     def is_job_queued(self, job_id: str) -> bool:
         """Whether the backend holds job ``job_id`` waiting, not yet running (under
@@ -95,9 +99,14 @@ class BackendScenarios(ConformanceBase):
         """Check the backend's own view of job ``job_id`` while it runs. By default it checks
         nothing."""
 
-    def assert_job_cancelled(self, job_id: str, *, queued: bool) -> None:
+    def assert_job_queued(self, job_id: str) -> None:
+        """Check the backend's own view of job ``job_id`` once :meth:`is_job_queued` holds.
+        By default it checks nothing."""
+
+    def assert_job_cancelled(self, job_id: str, *, queued: bool, pid: int | None) -> None:
         """Wait until the backend's own view shows job ``job_id`` cancelled (or forgotten) and
-        check it; ``queued`` says whether the job was still waiting. Enables both cancel
+        check it; ``queued`` says whether the job was still waiting, ``pid`` is the process
+        the running task's body ran in (``None`` for a queued job). Enables both cancel
         scenarios."""
         raise NotImplementedError
 
@@ -113,13 +122,15 @@ class BackendScenarios(ConformanceBase):
         guard = self.hang_guard_seconds
 
         with (  # noqa: PT012 - the weave raises when its block ends
-            pytest.raises(wove.DeliveryOrphanedError, match=self.killed_worker_message),
+            pytest.raises(wove.DeliveryOrphanedError, match=self.killed_worker_message) as caught,
             wove.weave(delivery_timeout=guard) as w,
         ):
 
             @w.do(environment=name, delivery_idempotency_key=key)
             def waits() -> str:
-                started.touch()
+                with open(f"{started}.tmp", "w") as marker:
+                    marker.write(str(os.getpid()))
+                os.replace(f"{started}.tmp", started)  # whole, or not there at all
                 while not never.exists():
                     time.sleep(0.05)
                 return "released"
@@ -127,11 +138,11 @@ class BackendScenarios(ConformanceBase):
             @w.do
             def killer() -> None:
                 wait_until(started.exists, guard, "the task started on the worker")
-                self.kill_worker()
+                self.kill_worker(key, int(started.read_text()))
 
         assert "waits" in str(w.result.exception)
         self.wait_for_worker()
-        self.assert_killed_job(key)
+        self.assert_killed_job(key, caught.value)
         # The restarted worker takes new runs, through the same executor.
         with self.weave() as again:
 
@@ -185,23 +196,38 @@ class BackendScenarios(ConformanceBase):
             pytest.raises(RuntimeError, match="sibling failed"),
             wove.weave(delivery_timeout=guard) as w,
         ):
+            if self.interrupts_sync_tasks:
 
-            @w.do(environment=name, delivery_idempotency_key=key)
-            async def long_async() -> str:
-                started.touch()
-                while not release.exists():  # noqa: ASYNC110 - a file, across processes
-                    await asyncio.sleep(0.05)
-                finished.touch()
-                return "not cancelled"
+                @w.do(environment=name, delivery_idempotency_key=key)
+                def long_sync() -> str:
+                    with open(f"{started}.tmp", "w") as marker:
+                        marker.write(str(os.getpid()))
+                    os.replace(f"{started}.tmp", started)  # whole, or not there at all
+                    while not release.exists():
+                        time.sleep(0.05)
+                    finished.touch()
+                    return "not cancelled"
+
+            else:
+
+                @w.do(environment=name, delivery_idempotency_key=key)
+                async def long_async() -> str:
+                    with open(f"{started}.tmp", "w") as marker:  # noqa: ASYNC230 - a few bytes
+                        marker.write(str(os.getpid()))
+                    os.replace(f"{started}.tmp", started)  # whole, or not there at all
+                    while not release.exists():  # noqa: ASYNC110 - a file, across processes
+                        await asyncio.sleep(0.05)
+                    finished.touch()
+                    return "not cancelled"
 
             @w.do
             def fails() -> None:
-                wait_until(started.exists, guard, "the async task started on the worker")
+                wait_until(started.exists, guard, "the task started on the worker")
                 self.assert_job_running(key)
                 raise RuntimeError("sibling failed on purpose")
 
-        assert "long_async" in w.result.cancelled
-        self.assert_job_cancelled(key, queued=False)
+        assert ("long_sync" if self.interrupts_sync_tasks else "long_async") in w.result.cancelled
+        self.assert_job_cancelled(key, queued=False, pid=int(started.read_text()))
         release.touch()
         with self.weave() as probe:
 
@@ -211,7 +237,7 @@ class BackendScenarios(ConformanceBase):
                 return True
 
         assert probe.result.later
-        assert not finished.exists(), "the cancelled async task kept running"
+        assert not finished.exists(), "the cancelled task kept running"
 
     def test_queued_job_cancelled_by_a_failing_sibling_never_runs(
         self, environment: Mapping[str, Any], shared_tmp_path: Path
@@ -241,10 +267,11 @@ class BackendScenarios(ConformanceBase):
             @w.do
             def fails() -> None:
                 wait_until(lambda: self.is_job_queued(key), guard, "the job waits in the backend")
+                self.assert_job_queued(key)
                 raise RuntimeError("sibling failed on purpose")
 
         assert "waiting" in w.result.cancelled
-        self.assert_job_cancelled(key, queued=True)
+        self.assert_job_cancelled(key, queued=True, pid=None)
         assert not ran.exists(), "the cancelled job ran"
 
     # -- internals ----------------------------------------------------------------------------

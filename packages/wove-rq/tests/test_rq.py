@@ -1,17 +1,11 @@
 """The ``rq`` executor against real Redis and real ``rq worker`` processes: what the conformance
-suite cannot see from outside -- RQ's own view of jobs, killed workers, a restarted Redis,
-configuration mistakes, and the worker-side helper."""
+suite cannot see from outside -- job ids in RQ's own view, configuration mistakes, and the
+worker-side helper. Killed workers, a restarted Redis and cancelling for real are scenarios of
+the conformance kit (test_conformance.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +16,9 @@ from rq.job import Job
 import wove
 import wove.testing
 from wove import weave
-from wove.testing import blocker, waiter
 from wove_rq import RQExecutor, rq_job_id
 
-from .conftest import QUEUE, backend_services, start_worker
+from .conftest import QUEUE, backend_services
 
 HANG_GUARD = 60.0
 
@@ -76,164 +69,7 @@ def wait_for_status(job: Job, *states: str) -> str:
     return str(job.get_status(refresh=False).value)
 
 
-# -- (a) a worker killed from outside ---------------------------------------------------------
-@pytest.fixture(scope="module")
-def lone_worker(
-    redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[backend_services.WorkerProcess]:
-    """The only worker on its own queue, so the test knows which process runs the task."""
-    worker = start_worker(redis_url, "wove-lone", "lone", tmp_path_factory)
-    yield worker
-    worker.stop()
-
-
-def pid_reporting_blocker(started: Path, release: Path) -> Callable[[], int]:
-    """A task body that writes its process id to ``started``, then waits for ``release``."""
-    started_at, release_at = str(started), str(release)
-
-    def stuck() -> int:
-        with open(started_at + ".tmp", "w") as marker:
-            marker.write(str(os.getpid()))
-        os.replace(started_at + ".tmp", started_at)  # whole, or not there at all
-        deadline = time.monotonic() + 60
-        while not os.path.exists(release_at) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return os.getpid()
-
-    return stuck
-
-
-def test_worker_killed_mid_task_fails_the_weave_with_orphaned_error(
-    redis_url: str, lone_worker: backend_services.WorkerProcess, tmp_path: Path
-) -> None:
-    """The worker and its work horse die together, as when their machine or container does.
-
-    RQ runs each job in a horse with its own process group; ``WorkerProcess.kill()`` kills
-    the worker's descendants too, and the horse is also killed by the PID it reported, in case
-    it was not yet listed as a child when the worker died.
-    """
-    configure(lone=rq_config(redis_url, "wove-lone"))
-    started, release = tmp_path / "started", tmp_path / "release"
-    body = pid_reporting_blocker(started, release)
-    restarts = lone_worker.restarts
-
-    def kill_once_started() -> None:
-        backend_services.wait_until(started.exists, HANG_GUARD, "the task starting")
-        lone_worker.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(started.read_text()), signal.SIGKILL)
-
-    killer = threading.Thread(target=kill_once_started)
-    killer.start()
-    try:
-        with (
-            pytest.raises(wove.DeliveryOrphanedError) as caught,
-            weave(environment="lone", delivery_timeout=HANG_GUARD) as w,
-        ):
-            w.do(body)
-    finally:
-        killer.join(HANG_GUARD)
-        release.touch()
-    message = str(caught.value)
-    assert "stuck" in message
-    assert "sent nothing" in message
-    assert "probably killed" in message
-    # The killed worker was replaced, and the queue is served again.
-    backend_services.wait_until(
-        lambda: lone_worker.restarts > restarts, HANG_GUARD, "the worker restarting"
-    )
-    assert answer_in("lone") == 42
-
-
-# -- (b) Redis restarted between two weaves -------------------------------------------------
-def test_redis_restart_between_weaves_reconnects(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    server = backend_services.Redis.private()
-    try:
-        worker = start_worker(server.url(0), QUEUE, "private", tmp_path_factory)
-        try:
-            configure(private=rq_config(server.url(0)))
-            assert answer_in("private") == 42
-            executor = executor_of("private")
-
-            server.restart()
-
-            assert answer_in("private") == 42
-            assert executor_of("private") is executor, "a new executor, not a reconnect"
-        finally:
-            worker.stop()
-    finally:
-        server.stop()
-
-
-# -- (c) cancellation reaches RQ ------------------------------------------------------------
-def test_sibling_failure_stops_the_running_rq_job(
-    redis_url: str, rq_workers: object, connection: redis.Redis, tmp_path: Path
-) -> None:
-    configure(rq=rq_config(redis_url))
-    key = f"cancel-running-{secrets.token_hex(4)}"
-    started, finished, release = tmp_path / "started", tmp_path / "finished", tmp_path / "release"
-    block = blocker(release, started=started, finished=finished)
-    wait_started = waiter(started)
-
-    try:
-        with (  # noqa: PT012 - the weave raises when its block ends
-            pytest.raises(RuntimeError, match="sibling failed on purpose"),
-            weave(environment="rq", delivery_timeout=HANG_GUARD) as w,
-        ):
-
-            @w.do(delivery_idempotency_key=key)
-            def long_sync() -> bool:
-                return block()
-
-            @w.do
-            def fails() -> None:
-                wait_started()
-                raise RuntimeError("sibling failed on purpose")
-
-        assert "long_sync" in w.result.cancelled
-        job = Job.fetch(key, connection=connection)
-        # RQ marks a job "stopped" once the work horse it killed has been reaped.
-        assert wait_for_status(job, "stopped", "finished", "failed") == "stopped"
-    finally:
-        release.touch()
-    assert not finished.exists(), "the sync task ran on after its horse was killed"
-
-
-def test_cancel_removes_a_queued_job_from_rq(redis_url: str, connection: redis.Redis) -> None:
-    queue_name = f"wove-nobody-{secrets.token_hex(4)}"  # no worker listens here
-    configure(idle=rq_config(redis_url, queue_name))
-    key = f"cancel-queued-{secrets.token_hex(4)}"
-    url = redis_url
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed on purpose"),
-        weave(delivery_timeout=HANG_GUARD) as w,
-    ):
-
-        @w.do(environment="idle", delivery_idempotency_key=key)
-        def never_runs() -> int:
-            return 1
-
-        @w.do  # in the local default environment, next to the test
-        def fails() -> None:
-            with redis.Redis.from_url(url) as client:
-                backend_services.wait_until(
-                    lambda: Job.exists(key, connection=client), HANG_GUARD, "the job enqueued"
-                )
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "never_runs" in w.result.cancelled
-    job = Job.fetch(key, connection=connection)
-    # The cancel reaches RQ from the dispatch loop, after the weave has already returned.
-    backend_services.wait_until(
-        lambda: job.get_status(refresh=True) == "canceled", HANG_GUARD, "the job cancelled"
-    )
-    assert key not in Queue(queue_name, connection=connection).job_ids
-
-
-# -- (d) job ids ----------------------------------------------------------------------------
+# -- (a) job ids ----------------------------------------------------------------------------
 def test_job_id_comes_from_the_idempotency_key(
     redis_url: str, rq_workers: object, connection: redis.Redis
 ) -> None:
@@ -285,7 +121,7 @@ def test_run_id_is_the_job_id_without_a_key(
     assert rq_job_id(job_id) == job_id
 
 
-# -- (e) configuration ----------------------------------------------------------------------
+# -- (b) configuration ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("config", "message"),
     [
@@ -357,7 +193,7 @@ def test_own_connection_and_enqueue_options_are_used(
     assert job.meta == {"team": "billing"}
 
 
-# -- (f) the worker-side helper -------------------------------------------------------------
+# -- (c) the worker-side helper -------------------------------------------------------------
 def test_run_payload_reports_once_and_refuses_copies(
     redis_url: str, rq_workers: object, connection: redis.Redis
 ) -> None:

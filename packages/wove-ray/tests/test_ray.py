@@ -1,15 +1,12 @@
 """The ``ray`` executor against a real ``ray start --head`` cluster: what the conformance suite
-cannot see from outside -- Ray's own view of tasks, a killed Ray worker, a restarted head,
-configuration mistakes, and the worker-side helper."""
+cannot see from outside -- Ray's own view of tasks, a restarted head, configuration mistakes,
+and the worker-side helper. A killed Ray worker is a scenario of the conformance kit
+(test_conformance.py)."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,7 @@ import wove
 import wove.testing
 from wove import weave
 from wove.backends import BackendJob
-from wove.testing import attempt_counter, blocker, waiter
+from wove.testing import attempt_counter, blocker, configure_executor, waiter
 from wove_ray import RayExecutor, run_payload
 from wove_ray._adapter import RayHandle
 
@@ -31,12 +28,7 @@ HANG_GUARD = 60.0
 
 
 def configure(**environments: dict[str, Any]) -> None:
-    wove.config(
-        environments={
-            name: {"executor": "ray", "executor_config": config}
-            for name, config in environments.items()
-        }
-    )
+    configure_executor("ray", **environments)
 
 
 def executor_of(name: str) -> RayExecutor:
@@ -46,14 +38,7 @@ def executor_of(name: str) -> RayExecutor:
 
 
 def answer_in(environment: str, **options: Any) -> int:
-    with weave(environment=environment, delivery_timeout=HANG_GUARD) as w:
-
-        @w.do(**options)
-        def answer() -> int:
-            return 42
-
-    result: int = w.result.answer
-    return result
+    return wove.testing.answer_in(environment, delivery_timeout=HANG_GUARD, **options)
 
 
 def submitted_job(environment: str, task_id: str) -> BackendJob:
@@ -70,60 +55,12 @@ def submitted_job(environment: str, task_id: str) -> BackendJob:
     return found[0]
 
 
-def pid_reporting_blocker(started: Path, release: Path) -> Callable[[], int]:
-    """A task body that writes its process id to ``started``, then waits for ``release``."""
-    started_at, release_at = str(started), str(release)
-
-    def stuck() -> int:
-        with open(started_at + ".tmp", "w") as marker:
-            marker.write(str(os.getpid()))
-        os.replace(started_at + ".tmp", started_at)  # whole, or not there at all
-        deadline = time.monotonic() + 60
-        while not os.path.exists(release_at) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return os.getpid()
-
-    return stuck
-
-
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split()[2]
     except (OSError, IndexError):
         return False
     return state != "Z"
-
-
-# -- (a) the Ray worker running the task killed from outside ---------------------------------
-def test_worker_killed_mid_task_fails_the_weave_with_orphaned_error(
-    ray_head: ray_service.RayHead, tmp_path: Path
-) -> None:
-    configure(ray=ray_config(ray_head.address))
-    started, release = tmp_path / "started", tmp_path / "release"
-    body = pid_reporting_blocker(started, release)
-
-    def kill_once_started() -> None:
-        backend_services.wait_until(started.exists, HANG_GUARD, "the task starting")
-        os.kill(int(started.read_text()), signal.SIGKILL)
-
-    killer = threading.Thread(target=kill_once_started)
-    killer.start()
-    try:
-        with (
-            pytest.raises(wove.DeliveryOrphanedError) as caught,
-            weave(environment="ray", delivery_timeout=HANG_GUARD) as w,
-        ):
-            w.do(body)
-    finally:
-        killer.join(HANG_GUARD)
-        release.touch()
-    message = str(caught.value)
-    assert "stuck" in message
-    # Ray reports the dead worker at the next status poll, unless the silence is noticed first.
-    reported_by_ray = "ray reports job" in message and "failed (WorkerCrashedError" in message
-    silence_noticed = "sent nothing" in message and "probably killed" in message
-    assert reported_by_ray or silence_noticed, message
-    assert answer_in("ray") == 42  # Ray started a new worker
 
 
 # -- (b) the head restarted between two weaves -------------------------------------------------

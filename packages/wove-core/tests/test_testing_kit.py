@@ -73,6 +73,8 @@ def test_kit_exports_the_suites_and_the_helpers_for_plugin_tests() -> None:
         "ExecutorConformance",
         "PluginConformance",
         "RemoteExecutorConformance",
+        "answer_in",
+        "configure_executor",
         "executor_of",
         "reset_state",
         "stop_environments",

@@ -20,7 +20,8 @@ real weaves against the real backend through it::
 :class:`PluginConformance` checks a plugin's packaging: entry point, metadata, and that
 importing it loads no backend library.
 
-For a plugin's own tests: :func:`reset_state` and :func:`executor_of` (also the ``wove_state``
+For a plugin's own tests: :func:`configure_executor` and :func:`answer_in`, :func:`reset_state`
+and :func:`executor_of` (also the ``wove_state``
 and ``executor_of`` fixtures of the pytest plugin, :mod:`wove.testing.pytest_plugin`, with the
 ini option ``wove_fresh_state``), :func:`stop_environments`, :func:`free_port`,
 :class:`FlakyProxy`, and the task bodies the kits ship to workers (:func:`blocker`,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
         waiter,
     )
     from ._conformance import ExecutorConformance, RemoteExecutorConformance
+    from ._environments import answer_in, configure_executor
     from ._plugin import PluginConformance
     from ._state import executor_of, reset_state
 
@@ -62,6 +64,8 @@ __all__ = [
     "PluginConformance",
     "RemoteExecutorConformance",
     # process state and environments
+    "answer_in",
+    "configure_executor",
     "executor_of",
     "reset_state",
     "stop_environments",
@@ -90,6 +94,8 @@ _EXPORTS: dict[str, str] = {
     "max_overlap": "._bodies",
     "waiter": "._bodies",
     "ExecutorConformance": "._conformance",
+    "answer_in": "._environments",
+    "configure_executor": "._environments",
     "RemoteExecutorConformance": "._conformance",
     "PluginConformance": "._plugin",
     "executor_of": "._state",

@@ -1,5 +1,7 @@
-"""The ``dask`` executor against a real Dask scheduler and worker processes: lost workers, a
-restarted cluster, cancelling for real, task keys, configuration errors and the worker side."""
+"""The ``dask`` executor against a real Dask scheduler and worker processes: a restarted
+cluster (the client reconnecting, or the adapter replacing it), the adapter's states, task keys,
+configuration errors and the worker side. A killed worker and cancelling for real are scenarios
+of the conformance kit (test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -20,13 +22,11 @@ from wove.plugins import Delivery, LineCodec, RunTask, Security, dumps, new_run_
 from wove.testing import executor_of, free_port, stop_environments
 from wove_dask import NOT_CLAIMED, DaskAdapter, DaskExecutor, run_payload
 
-from .conftest import backend_services, dask_service
+from .conftest import NOWHERE, backend_services, dask_service, scheduler_state
 
 SECRET = "env:WOVE_SECRET"
 #: A guard so that no test can hang: every weave fails after this many seconds.
 GUARD = 30.0
-#: A resource no worker offers: a task asking for it waits in the scheduler ("no-worker").
-NOWHERE = {"resources": {"wove-test-nowhere": 1}}
 
 
 def dask_environment(address: str, **extra: Any) -> dict[str, Any]:
@@ -60,84 +60,15 @@ def environments() -> Iterator[list[str]]:
     stop_environments(*names, timeout=GUARD)
 
 
-@pytest.fixture
-def observer(dask_address: str) -> Iterator[Client]:
-    """A client of the session's scheduler of the test's own, to look at Dask's view."""
-    with Client(dask_address, timeout=GUARD, set_as_default=False) as client:
-        yield client
-
-
 def wait_for(condition: Any, what: str, timeout: float = GUARD) -> None:
     backend_services.wait_until(condition, timeout, what)
-
-
-def scheduler_state(client: Client, key: str) -> str | None:
-    """The scheduler's state of the task ``key`` (``None``: it does not know the key)."""
-    states: dict[str, str | None] = client.sync(client.scheduler.get_task_status, keys=[key])
-    return states[key]
-
-
-def worker_holds(client: Client, key: str) -> bool:
-    """Whether any worker still has the task ``key`` (running it, or keeping its result)."""
-
-    def holds(dask_worker: Any, key: str = key) -> bool:
-        return key in dask_worker.state.tasks
-
-    return any(client.run(holds).values())
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-# -- (a) a worker killed mid-task ----------------------------------------------------------------
-
-
-def test_worker_killed_mid_task_fails_the_weave_as_orphaned(
-    dask_cluster: dask_service.DaskCluster, tmp_path: Path, environments: list[str]
-) -> None:
-    configure(cluster=dask_environment(dask_cluster.address))
-    environments.append("cluster")
-    started = tmp_path / "started"
-    never = tmp_path / "never-created"
-    assert dask_cluster.worker is not None
-    old_pid = dask_cluster.worker.process.pid
-
-    # Either the silence (three heartbeats) or the scheduler's rescheduled copy of the task,
-    # which finds its run already claimed, ends the run; both say what happened.
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(
-            wove.DeliveryOrphanedError,
-            match=r"sent nothing .* probably killed|worker was lost mid-task",
-        ),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="cluster")
-        def waits() -> str:
-            started.touch()
-            while not never.exists():
-                time.sleep(0.05)
-            return "released"
-
-        @w.do
-        def killer() -> None:
-            wait_for(started.exists, "the task started on the worker")
-            dask_cluster.kill_worker()
-
-    assert "waits" in str(w.result.exception)
-    dask_cluster.wait_for_worker_restart(old_pid)
-    # The restarted worker takes new runs, through the same executor.
-    with wove.weave(environment="cluster", delivery_timeout=GUARD) as again:
-
-        @again.do
-        def after() -> int:
-            return 7
-
-    assert again.result.after == 7
-
-
-# -- (b) the engine restarted between two weaves -------------------------------------------------
+# -- (a) the engine restarted between two weaves -------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -190,80 +121,7 @@ def test_cluster_restart_between_weaves_reconnects(
         cluster.stop()
 
 
-# -- (c) cancelling for real ---------------------------------------------------------------------
-
-
-def test_running_task_cancelled_by_a_failing_sibling_stops_in_dask(
-    dask_address: str, observer: Client, tmp_path: Path, environments: list[str]
-) -> None:
-    configure(cluster=dask_environment(dask_address))
-    environments.append("cluster")
-    key = unique("cancel-running")
-    started = tmp_path / "started"
-    finished = tmp_path / "finished"
-    release = tmp_path / "release"
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="cluster", delivery_idempotency_key=key)
-        async def long_async() -> str:
-            started.touch()
-            while not release.exists():  # noqa: ASYNC110 - a file, not an event, across processes
-                await asyncio.sleep(0.05)
-            finished.touch()
-            return "not cancelled"
-
-        @w.do
-        def fails() -> None:
-            wait_for(started.exists, "the async task started on the worker")
-            assert scheduler_state(observer, key) == "processing"
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "long_async" in w.result.cancelled
-    # Dask's view: the scheduler forgot the task, and the worker's thread returned (the run
-    # stopped when the heartbeat answer carried the cancel), so the worker let the task go.
-    wait_for(lambda: scheduler_state(observer, key) is None, "the scheduler forgot the task")
-    wait_for(lambda: not worker_holds(observer, key), "the worker's task ended")
-    release.touch()
-    with wove.weave(environment="cluster", delivery_timeout=GUARD) as probe:
-
-        @probe.do
-        def later() -> bool:
-            time.sleep(0.3)  # the cancelled task would have seen the release file by now
-            return True
-
-    assert probe.result.later
-    assert not finished.exists(), "the cancelled async task kept running"
-
-
-def test_queued_task_cancelled_by_a_failing_sibling_never_runs(
-    dask_address: str, observer: Client, tmp_path: Path, environments: list[str]
-) -> None:
-    configure(cluster=dask_environment(dask_address, submit_options=NOWHERE))
-    environments.append("cluster")
-    key = unique("cancel-queued")
-    ran = tmp_path / "ran"
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="cluster", delivery_idempotency_key=key)
-        def waiting() -> None:
-            ran.touch()
-
-        @w.do
-        def fails() -> None:
-            wait_for(lambda: scheduler_state(observer, key) == "no-worker", "the task queued")
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "waiting" in w.result.cancelled
-    wait_for(lambda: scheduler_state(observer, key) is None, "the scheduler removed the task")
-    assert not ran.exists(), "the cancelled task ran"
+# -- (b) the adapter's states and cancel ------------------------------------------------------
 
 
 def test_adapter_maps_dask_states_and_cancels_a_queued_task(dask_address: str) -> None:
@@ -317,7 +175,7 @@ def test_adapter_maps_dask_states_and_cancels_a_queued_task(dask_address: str) -
     asyncio.run(exercise())
 
 
-# -- (d) task keys come from the idempotency key -------------------------------------------------
+# -- (c) task keys come from the idempotency key -------------------------------------------------
 
 
 def test_task_key_is_the_idempotency_key_and_a_duplicate_is_refused(
@@ -387,7 +245,7 @@ def test_without_an_idempotency_window_a_key_runs_again_after_its_weave(
             wait_for(lambda: scheduler_state(observer, key) is None, "Dask forgot the key")
 
 
-# -- (e) configuration errors --------------------------------------------------------------------
+# -- (d) configuration errors --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -496,7 +354,7 @@ def test_an_asynchronous_client_of_another_loop_is_refused(
     asyncio.run(refused())
 
 
-# -- (f) the worker-side helper ------------------------------------------------------------------
+# -- (e) the worker-side helper ------------------------------------------------------------------
 
 
 def test_run_payload_skips_a_run_nobody_waits_for_and_refuses_forgeries(

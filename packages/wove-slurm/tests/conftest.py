@@ -39,6 +39,8 @@ __all__ = [
 
 #: A guard so that no test can hang: every weave fails after this many seconds.
 GUARD = 60.0
+#: Keeps a job queued (Reason=BeginTime) for an hour.
+LATER = "--begin=now+3600"
 #: The variable REST environments take slurmrestd's token from (``rest_token="env:..."``).
 TOKEN_VARIABLE = "WOVE_TEST_SLURM_JWT"
 
@@ -96,3 +98,32 @@ def slurm_rest_environment(cluster: slurm_service.SlurmCluster, **extra: Any) ->
             **extra,
         },
     }
+
+
+def jobs_named(cluster: slurm_service.SlurmCluster, name: str) -> dict[str, str]:
+    """Slurm's view: job id -> state of every job called ``name`` (finished ones included)."""
+    out = cluster.run("squeue", "-h", "-t", "all", "-n", name, "-o", "%i|%T")
+    return dict(line.split("|", 1) for line in out.split())
+
+
+def job_fields(cluster: slurm_service.SlurmCluster, slurm_id: str) -> dict[str, str]:
+    out = cluster.run("scontrol", "show", "job", slurm_id, "-o")
+    return dict(field.split("=", 1) for field in out.split() if "=" in field)
+
+
+def only_job(cluster: slurm_service.SlurmCluster, name: str) -> str:
+    jobs = jobs_named(cluster, name)
+    assert len(jobs) == 1, f"expected one job named {name!r}, Slurm has {jobs}"
+    return next(iter(jobs))
+
+
+def payload_files(cluster: slurm_service.SlurmCluster) -> list[Path]:
+    return sorted((cluster.directory / "payloads").iterdir())
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"

@@ -1,6 +1,7 @@
-"""The ``slurm`` executor against a real single-node Slurm cluster: jobs killed from outside, a
-restarted controller, cancelling for real, job names, large payloads, configuration errors and
-the batch script submitted by hand."""
+"""The ``slurm`` executor against a real single-node Slurm cluster: a job scancelled from
+outside, the controller down while a job runs, job names, large payloads, configuration errors
+and the batch script submitted by hand. A killed worker process, a restarted controller and
+cancelling for real are scenarios of the conformance kit (test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,22 @@ import pytest
 import wove
 from wove.backends import BackendJob, DuplicateJobError
 from wove.plugins import Delivery, LineCodec, RunTask, Security, dumps, new_run_id
-from wove.testing import executor_of
 from wove_slurm import SlurmAdapter, SlurmJob, job_script, slurm_job_name, write_payload
 
-from .conftest import GUARD, backend_services, slurm_environment, slurm_service
+from .conftest import (
+    GUARD,
+    LATER,
+    alive,
+    backend_services,
+    job_fields,
+    jobs_named,
+    only_job,
+    payload_files,
+    slurm_environment,
+    slurm_service,
+)
 
 SECRET = "env:WOVE_SECRET"
-#: Keeps a job queued (Reason=BeginTime) for an hour.
-LATER = "--begin=now+3600"
 
 
 def configure(**environments: dict[str, Any]) -> None:
@@ -41,66 +50,22 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def jobs_named(cluster: slurm_service.SlurmCluster, name: str) -> dict[str, str]:
-    """Slurm's view: job id -> state of every job called ``name`` (finished ones included)."""
-    out = cluster.run("squeue", "-h", "-t", "all", "-n", name, "-o", "%i|%T")
-    return dict(line.split("|", 1) for line in out.split())
-
-
-def job_fields(cluster: slurm_service.SlurmCluster, slurm_id: str) -> dict[str, str]:
-    out = cluster.run("scontrol", "show", "job", slurm_id, "-o")
-    return dict(field.split("=", 1) for field in out.split() if "=" in field)
-
-
-def only_job(cluster: slurm_service.SlurmCluster, name: str) -> str:
-    jobs = jobs_named(cluster, name)
-    assert len(jobs) == 1, f"expected one job named {name!r}, Slurm has {jobs}"
-    return next(iter(jobs))
-
-
-def payload_files(cluster: slurm_service.SlurmCluster) -> list[Path]:
-    return sorted((cluster.directory / "payloads").iterdir())
-
-
-def alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return status.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 # -- (a) a job killed from outside ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("how", "message"),
-    [
-        pytest.param(
-            "scancel",
-            r"slurm reports job 'killed-\w+' cancelled \(Slurm job \d+ CANCELLED, exit code 0:15\)",
-            id="scancel from outside",
-        ),
-        pytest.param(
-            "sigkill",
-            r"slurm reports job 'killed-\w+' failed \(Slurm job \d+ FAILED, reason "
-            r"\w+, exit code 0:9\)|sent nothing .* probably killed",
-            id="the worker process killed",
-        ),
-    ],
-)
-def test_job_killed_from_outside_fails_the_weave_naming_the_slurm_state(
-    how: str,
-    message: str,
-    slurm_cluster: slurm_service.SlurmCluster,
-    tmp_path: Path,
-    environments: list[str],
+def test_job_scancelled_from_outside_fails_the_weave_naming_the_slurm_state(
+    slurm_cluster: slurm_service.SlurmCluster, tmp_path: Path, environments: list[str]
 ) -> None:
+    """``scancel`` from outside; the worker process killed instead is the conformance kit's
+    killed-worker scenario."""
     configure(cluster=slurm_environment(slurm_cluster))
     environments.append("cluster")
     key = unique("killed")
     pid_file = tmp_path / "pid"
     never = tmp_path / "never-created"
+    message = (
+        r"slurm reports job 'killed-\w+' cancelled \(Slurm job \d+ CANCELLED, exit code 0:15\)"
+    )
 
     with (  # noqa: PT012 - the weave raises when its block ends
         pytest.raises(wove.DeliveryOrphanedError, match=message),
@@ -117,10 +82,7 @@ def test_job_killed_from_outside_fails_the_weave_naming_the_slurm_state(
         @w.do
         def killer() -> None:
             wait_for(pid_file.exists, "the task started in its Slurm job")
-            if how == "scancel":
-                slurm_cluster.run("scancel", only_job(slurm_cluster, f"wove-{key}"))
-            else:
-                os.kill(int(pid_file.read_text()), 9)
+            slurm_cluster.run("scancel", only_job(slurm_cluster, f"wove-{key}"))
 
     assert "waits" in str(w.result.exception)
     assert not alive(int(pid_file.read_text()))
@@ -156,37 +118,7 @@ def test_a_failing_job_script_is_reported_with_its_exit_code(
     assert payload_files(slurm_cluster) == []
 
 
-# -- (b) the controller restarted between weaves --------------------------------------------------
-
-
-def test_slurm_restarted_between_weaves_keeps_working(
-    slurm_cluster: slurm_service.SlurmCluster, environments: list[str]
-) -> None:
-    configure(cluster=slurm_environment(slurm_cluster))
-    environments.append("cluster")
-
-    with wove.weave(environment="cluster", delivery_timeout=GUARD) as first:
-
-        @first.do
-        def before() -> str:
-            return "before"
-
-    assert first.result.before == "before"
-    executor = executor_of("cluster")
-    assert slurm_cluster.ctld is not None
-    old_pid = slurm_cluster.ctld.process.pid
-    slurm_cluster.restart()  # slurmctld and slurmd, same ports, saved state
-    assert slurm_cluster.ctld is not None
-    assert slurm_cluster.ctld.process.pid != old_pid
-
-    with wove.weave(environment="cluster", delivery_timeout=GUARD) as second:
-
-        @second.do
-        def after() -> str:
-            return "after"
-
-    assert second.result.after == "after"
-    assert executor_of("cluster") is executor
+# -- (b) the controller down while a job runs ----------------------------------------------------
 
 
 def test_controller_down_while_a_job_runs_is_survived(
@@ -218,83 +150,7 @@ def test_controller_down_while_a_job_runs_is_survived(
     assert w.result.waits == "done"
 
 
-# -- (c) cancelling for real ----------------------------------------------------------------------
-
-
-def test_running_job_cancelled_by_a_failing_sibling_is_killed(
-    slurm_cluster: slurm_service.SlurmCluster, tmp_path: Path, environments: list[str]
-) -> None:
-    configure(cluster=slurm_environment(slurm_cluster))
-    environments.append("cluster")
-    key = unique("running")
-    pid_file = tmp_path / "pid"
-    never = tmp_path / "never-created"
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="cluster", delivery_idempotency_key=key)
-        def long_sync() -> None:
-            pid_file.write_text(str(os.getpid()))
-            while not never.exists():
-                time.sleep(0.05)
-
-        @w.do
-        def fails() -> None:
-            wait_for(pid_file.exists, "the task started in its Slurm job")
-            assert jobs_named(slurm_cluster, f"wove-{key}") == {
-                only_job(slurm_cluster, f"wove-{key}"): "RUNNING"
-            }
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "long_sync" in w.result.cancelled
-    slurm_id = only_job(slurm_cluster, f"wove-{key}")
-    wait_for(
-        lambda: jobs_named(slurm_cluster, f"wove-{key}")[slurm_id] == "CANCELLED",
-        "Slurm shows the job cancelled",
-    )
-    wait_for(lambda: not alive(int(pid_file.read_text())), "the task's process is gone")
-
-
-def test_queued_job_cancelled_by_a_failing_sibling_is_removed(
-    slurm_cluster: slurm_service.SlurmCluster, tmp_path: Path, environments: list[str]
-) -> None:
-    configure(cluster=slurm_environment(slurm_cluster, sbatch_options=[LATER]))
-    environments.append("cluster")
-    key = unique("queued")
-    ran = tmp_path / "ran"
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="cluster", delivery_idempotency_key=key)
-        def waiting() -> None:
-            ran.touch()
-
-        @w.do
-        def fails() -> None:
-            wait_for(lambda: jobs_named(slurm_cluster, f"wove-{key}"), "the job was queued")
-            slurm_id = only_job(slurm_cluster, f"wove-{key}")
-            assert job_fields(slurm_cluster, slurm_id)["Reason"] == "BeginTime"
-            (payload,) = payload_files(slurm_cluster)  # waits with the queued job, 0600
-            assert stat.S_IMODE(payload.stat().st_mode) == 0o600
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "waiting" in w.result.cancelled
-    slurm_id = only_job(slurm_cluster, f"wove-{key}")
-    wait_for(
-        lambda: jobs_named(slurm_cluster, f"wove-{key}")[slurm_id] == "CANCELLED",
-        "Slurm shows the queued job cancelled",
-    )
-    assert payload_files(slurm_cluster) == [], "the payload file of the cancelled job stayed"
-    assert not ran.exists(), "the cancelled job ran"
-
-
-# -- (d) job names come from the idempotency key ---------------------------------------------------
+# -- (c) job names come from the idempotency key ---------------------------------------------------
 
 
 def test_job_name_is_the_idempotency_key_and_a_duplicate_is_refused(
@@ -450,7 +306,7 @@ def test_ten_megabyte_argument_gets_through(
     assert payload_files(slurm_cluster) == []
 
 
-# -- (e) configuration errors ----------------------------------------------------------------------
+# -- (d) configuration errors ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -554,7 +410,7 @@ def test_unreachable_controller_says_where_it_looked(
             return None
 
 
-# -- (f) the batch script, submitted by hand -------------------------------------------------------
+# -- (e) the batch script, submitted by hand -------------------------------------------------------
 
 
 def test_job_script_submitted_by_hand_runs_a_payload_file(

@@ -9,6 +9,7 @@ memory. The worker is ``python temporal_worker.py`` (built with
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import sys
@@ -17,6 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
@@ -72,3 +79,30 @@ def temporal_worker(target: str) -> Iterator[backend_services.WorkerProcess]:
     worker = start_worker(target)
     yield worker
     worker.stop()
+
+
+def temporal_view(
+    target: str, workflow_id: str
+) -> tuple[WorkflowExecutionDescription, str | BaseException]:
+    """Temporal's own view of a workflow: its description and, once closed, its result or the
+    exception its result raises."""
+
+    async def look() -> tuple[WorkflowExecutionDescription, str | BaseException]:
+        client = await Client.connect(target)
+        handle = client.get_workflow_handle(workflow_id)
+        description = await handle.describe()
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return description, "running"
+        try:
+            return description, await handle.result()
+        except WorkflowFailureError as error:
+            return description, error
+
+    return asyncio.run(look())
+
+
+def status_of(target: str, workflow_id: str) -> WorkflowExecutionStatus | None:
+    try:
+        return temporal_view(target, workflow_id)[0].status
+    except Exception:  # not there yet
+        return None

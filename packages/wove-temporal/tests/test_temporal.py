@@ -1,27 +1,25 @@
-"""The ``temporal`` executor against a real Temporal dev server and real workers: lost workers,
-a restarted server, cancelling for real, workflow ids, configuration errors and the
-worker-side helpers."""
+"""The ``temporal`` executor against a real Temporal dev server and real workers: the adapter's
+status of a failed workflow, workflow ids, configuration errors and the worker-side helpers.
+A killed worker, a restarted server and cancelling for real are scenarios of the conformance
+kit (test_conformance.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.client import (
     Client,
-    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError
 from temporalio.worker import Worker
 
 import wove
@@ -46,7 +44,7 @@ from wove_temporal import (
     run_payload_activity,
 )
 
-from .conftest import TASK_QUEUE, backend_services, start_worker, temporal_service
+from .conftest import TASK_QUEUE, backend_services, status_of, temporal_view
 
 SECRET = "env:WOVE_SECRET"
 #: A guard so that no test can hang: every weave fails after this many seconds.
@@ -83,93 +81,11 @@ def wait_for(condition: Any, what: str, timeout: float = GUARD) -> None:
     backend_services.wait_until(condition, timeout, what)
 
 
-def temporal_view(
-    target: str, workflow_id: str
-) -> tuple[WorkflowExecutionDescription, str | BaseException]:
-    """Temporal's own view of a workflow: its description and, once closed, its result or the
-    exception its result raises."""
-
-    async def look() -> tuple[WorkflowExecutionDescription, str | BaseException]:
-        client = await Client.connect(target)
-        handle = client.get_workflow_handle(workflow_id)
-        description = await handle.describe()
-        if description.status == WorkflowExecutionStatus.RUNNING:
-            return description, "running"
-        try:
-            return description, await handle.result()
-        except WorkflowFailureError as error:
-            return description, error
-
-    return asyncio.run(look())
-
-
-def status_of(target: str, workflow_id: str) -> WorkflowExecutionStatus | None:
-    try:
-        return temporal_view(target, workflow_id)[0].status
-    except Exception:  # not there yet
-        return None
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-# -- (a) a worker killed mid-task ----------------------------------------------------------------
-
-
-def test_worker_killed_mid_task_fails_the_weave_and_temporal_times_the_activity_out(
-    target: str,
-    temporal_worker: backend_services.WorkerProcess,
-    tmp_path: Path,
-    environments: list[str],
-) -> None:
-    configure(durable=temporal_environment(target))
-    environments.append("durable")
-    key = unique("killed")
-    started = tmp_path / "started"
-    never = tmp_path / "never-created"
-    restarts = temporal_worker.restarts
-
-    # Wove's silence check (3 x 0.5 s after the last event) fires first: Temporal's heartbeat
-    # timeout is as long, and its failure needs a worker to run the workflow task that records
-    # it, which only the restarted worker can.
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(wove.DeliveryOrphanedError, match=r"sent nothing .* probably killed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="durable", delivery_idempotency_key=key)
-        def waits() -> str:
-            started.touch()
-            while not never.exists():
-                time.sleep(0.05)
-            return "released"
-
-        @w.do
-        def killer() -> None:
-            wait_for(started.exists, "the task started on the worker")
-            temporal_worker.kill()
-
-    assert "waits" in str(w.result.exception)
-    wait_for(lambda: temporal_worker.restarts > restarts, "the killed worker was restarted")
-    # Temporal's own view: the activity timed out on its heartbeat, failing the workflow.
-    wait_for(
-        lambda: status_of(target, key) == WorkflowExecutionStatus.FAILED,
-        "Temporal failed the workflow of the killed worker",
-    )
-    _, outcome = temporal_view(target, key)
-    assert isinstance(outcome, WorkflowFailureError)
-    assert isinstance(outcome.cause, ActivityError)
-    assert isinstance(outcome.cause.cause, TimeoutError)
-    assert outcome.cause.cause.type == TimeoutType.HEARTBEAT
-    # The restarted worker takes new runs.
-    with wove.weave(environment="durable", delivery_timeout=GUARD) as again:
-
-        @again.do
-        def after() -> int:
-            return 7
-
-    assert again.result.after == 7
+# -- (a) the adapter's status of a failed workflow ------------------------------------------
 
 
 def test_status_quotes_temporals_failure_of_the_activity(
@@ -214,141 +130,7 @@ def test_status_quotes_temporals_failure_of_the_activity(
     asyncio.run(scenario())
 
 
-# -- (b) the engine restarted between two weaves -------------------------------------------------
-
-
-def test_server_restart_between_weaves_reconnects(environments: list[str]) -> None:
-    # A SQLite file keeps the namespace and workflow histories across the restart.
-    server = temporal_service.TemporalServer.private(persistent=True)
-    worker = None
-    try:
-        worker = start_worker(server.target)
-        configure(private=temporal_environment(server.target))
-        environments.append("private")
-
-        with wove.weave(environment="private", delivery_timeout=GUARD) as first:
-
-            @first.do
-            def before() -> str:
-                return "before"
-
-        assert first.result.before == "before"
-        # Same port, same database. The executor keeps its client, which reconnects by itself;
-        # the worker's pollers retry too (it survived the restart when this was written, and
-        # WorkerProcess would restart it if it did not).
-        server.restart()
-
-        with wove.weave(environment="private", delivery_timeout=GUARD) as second:
-
-            @second.do
-            def after() -> str:
-                return "after"
-
-        assert second.result.after == "after"
-    finally:
-        stop_environments(*environments)
-        environments.clear()
-        if worker is not None:
-            worker.stop()
-        server.cleanup()
-
-
-# -- (c) cancelling for real ---------------------------------------------------------------------
-
-
-@pytest.mark.usefixtures("temporal_worker")
-def test_running_workflow_cancelled_by_a_failing_sibling_is_canceled_in_temporal(
-    target: str, tmp_path: Path, environments: list[str]
-) -> None:
-    # A long Wove heartbeat: the worker would only hear of the cancel through the callback
-    # server 10 s later, so the task stops because Temporal cancelled the activity (delivered
-    # at the activity's next heartbeat, within a second here).
-    configure(
-        durable=temporal_environment(
-            target, worker_heartbeat_seconds=10, activity_options={"heartbeat_timeout": 1}
-        )
-    )
-    environments.append("durable")
-    key = unique("cancel-running")
-    started = tmp_path / "started"
-    finished = tmp_path / "finished"
-    release = tmp_path / "release"
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="durable", delivery_idempotency_key=key)
-        async def long_async() -> str:
-            started.touch()
-            while not release.exists():  # noqa: ASYNC110 - a file, not an event, across processes
-                await asyncio.sleep(0.05)
-            finished.touch()
-            return "not cancelled"
-
-        @w.do
-        def fails() -> None:
-            wait_for(started.exists, "the async task started on the worker")
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "long_async" in w.result.cancelled
-    wait_for(
-        lambda: status_of(target, key) == WorkflowExecutionStatus.CANCELED,
-        "Temporal recorded the workflow canceled",
-    )
-    release.touch()
-    with wove.weave(environment="durable", delivery_timeout=GUARD) as probe:
-
-        @probe.do
-        def later() -> bool:
-            time.sleep(0.3)  # the cancelled task would have seen the release file by now
-            return True
-
-    assert probe.result.later
-    assert not finished.exists(), "the cancelled async task kept running"
-
-
-@pytest.mark.usefixtures("temporal_worker")
-def test_queued_workflow_cancelled_by_a_failing_sibling_never_runs(
-    target: str, tmp_path: Path, environments: list[str]
-) -> None:
-    # start_delay keeps the workflow waiting in Temporal, not yet started, when the sibling fails.
-    configure(durable=temporal_environment(target, workflow_options={"start_delay": 120}))
-    environments.append("durable")
-    key = unique("cancel-queued")
-    ran = tmp_path / "ran"
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed"),
-        wove.weave(delivery_timeout=GUARD) as w,
-    ):
-
-        @w.do(environment="durable", delivery_idempotency_key=key)
-        def delayed() -> None:
-            ran.touch()
-
-        @w.do
-        def fails() -> None:
-            wait_for(
-                lambda: status_of(target, key) == WorkflowExecutionStatus.RUNNING,
-                "the delayed workflow exists",
-            )
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "delayed" in w.result.cancelled
-    wait_for(
-        lambda: status_of(target, key) == WorkflowExecutionStatus.CANCELED,
-        "Temporal recorded the delayed workflow canceled",
-    )
-    description, outcome = temporal_view(target, key)
-    assert description.status == WorkflowExecutionStatus.CANCELED
-    assert isinstance(outcome, WorkflowFailureError)
-    assert not description.raw_description.pending_activities
-    assert not ran.exists(), "the cancelled workflow ran"
-
-
-# -- (d) workflow ids come from the idempotency key ----------------------------------------------
+# -- (b) workflow ids come from the idempotency key ----------------------------------------------
 
 
 @pytest.mark.usefixtures("temporal_worker")
@@ -449,7 +231,7 @@ def test_adapter_raises_duplicate_job_error_for_a_running_workflow(target: str) 
     asyncio.run(twice())
 
 
-# -- (e) configuration errors --------------------------------------------------------------------
+# -- (c) configuration errors --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -594,7 +376,7 @@ def test_executor_uses_a_given_client(target: str, environments: list[str]) -> N
     assert adapter._client is client
 
 
-# -- (f) the worker-side helpers -----------------------------------------------------------------
+# -- (d) the worker-side helpers -----------------------------------------------------------------
 
 
 def test_build_worker_registers_the_workflow_and_activity(target: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests-integration"))
 import backend_services
@@ -69,3 +70,28 @@ def api(standin: k8s_standin.StandIn) -> Iterator[client.ApiClient]:
     api_client = client.ApiClient(configuration)
     yield api_client
     api_client.close()  # type: ignore[no-untyped-call]
+
+
+def read_job(api: client.ApiClient, name: str) -> client.V1Job | None:
+    try:
+        return client.BatchV1Api(api).read_namespaced_job(name, NAMESPACE)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def read_secret(api: client.ApiClient, name: str) -> client.V1Secret | None:
+    try:
+        return client.CoreV1Api(api).read_namespaced_secret(name, NAMESPACE)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def pods_of(api: client.ApiClient, job_name: str) -> list[client.V1Pod]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(
+        NAMESPACE, label_selector=f"job-name={job_name}"
+    )
+    return list(pods.items)

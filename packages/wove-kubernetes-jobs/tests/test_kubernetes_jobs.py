@@ -1,16 +1,15 @@
 """The ``kubernetes_jobs`` executor against the stand-in API: what the conformance suite cannot
 see from outside -- the Jobs, Secrets and Pods as the official client shows them, Pods deleted
-or killed from outside, an API server restarted between weaves, configuration mistakes."""
+from outside, configuration mistakes. A Pod's process killed, an API server restarted between
+weaves and cancelling for real are scenarios of the conformance kit (test_conformance.py)."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 import re
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -20,12 +19,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 import wove
 import wove.testing
 from wove import weave
-from wove.testing import blocker, waiter
+from wove.testing import configure_executor
 from wove_kubernetes_jobs import (
     PAYLOAD_FILE,
     KubernetesJobsExecutor,
@@ -33,7 +31,15 @@ from wove_kubernetes_jobs import (
     kubernetes_name,
 )
 
-from .conftest import NAMESPACE, backend_services, k8s_config, k8s_standin
+from .conftest import (
+    NAMESPACE,
+    backend_services,
+    k8s_config,
+    k8s_standin,
+    pods_of,
+    read_job,
+    read_secret,
+)
 
 HANG_GUARD = 60.0
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -41,12 +47,7 @@ _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 
 
 def configure(**environments: dict[str, Any]) -> None:
-    wove.config(
-        environments={
-            name: {"executor": "kubernetes_jobs", "executor_config": config}
-            for name, config in environments.items()
-        }
-    )
+    configure_executor("kubernetes_jobs", **environments)
 
 
 def executor_of(name: str) -> KubernetesJobsExecutor:
@@ -56,39 +57,7 @@ def executor_of(name: str) -> KubernetesJobsExecutor:
 
 
 def answer_in(environment: str, **options: Any) -> int:
-    with weave(environment=environment, delivery_timeout=HANG_GUARD) as w:
-
-        @w.do(**options)
-        def answer() -> int:
-            return 42
-
-    result: int = w.result.answer
-    return result
-
-
-def read_job(api: client.ApiClient, name: str) -> client.V1Job | None:
-    try:
-        return client.BatchV1Api(api).read_namespaced_job(name, NAMESPACE)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def read_secret(api: client.ApiClient, name: str) -> client.V1Secret | None:
-    try:
-        return client.CoreV1Api(api).read_namespaced_secret(name, NAMESPACE)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def pods_of(api: client.ApiClient, job_name: str) -> list[client.V1Pod]:
-    pods = client.CoreV1Api(api).list_namespaced_pod(
-        NAMESPACE, label_selector=f"job-name={job_name}"
-    )
-    return list(pods.items)
+    return wove.testing.answer_in(environment, delivery_timeout=HANG_GUARD, **options)
 
 
 def pid_reporting_blocker(started: Path, release: Path) -> Callable[[], int]:
@@ -107,26 +76,22 @@ def pid_reporting_blocker(started: Path, release: Path) -> Callable[[], int]:
     return stuck
 
 
-# -- (a) the Pod deleted or its process killed from outside ------------------------------------
-@pytest.mark.parametrize("how", ["delete-pod", "kill-process"])
-def test_pod_lost_mid_task_fails_the_weave_clearly(
-    standin: k8s_standin.StandIn, api: client.ApiClient, tmp_path: Path, how: str
+# -- (a) the Pod deleted from outside -----------------------------------------------------------
+def test_pod_deleted_mid_task_fails_the_weave_clearly(
+    standin: k8s_standin.StandIn, api: client.ApiClient, tmp_path: Path
 ) -> None:
-    """``kubectl delete pod`` (or the OOM killer) ends the only attempt: with backoffLimit 0
-    Kubernetes marks the Job failed, and the next status poll orphans the run, quoting it."""
+    """``kubectl delete pod`` ends the only attempt: with backoffLimit 0 Kubernetes marks the
+    Job failed, and the next status poll orphans the run, quoting it. (The Pod's process killed
+    instead is the conformance kit's killed-worker scenario.)"""
     configure(k8s=k8s_config(standin.url))
-    key = f"lost-{how}-{secrets.token_hex(3)}"
+    key = f"lost-delete-pod-{secrets.token_hex(3)}"
     started, release = tmp_path / "started", tmp_path / "release"
     body = pid_reporting_blocker(started, release)
 
     def lose_the_pod() -> None:
         backend_services.wait_until(started.exists, HANG_GUARD, "the task starting")
-        if how == "delete-pod":
-            (pod,) = pods_of(api, key)
-            client.CoreV1Api(api).delete_namespaced_pod(pod.metadata.name, NAMESPACE)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(started.read_text()), signal.SIGKILL)
+        (pod,) = pods_of(api, key)
+        client.CoreV1Api(api).delete_namespaced_pod(pod.metadata.name, NAMESPACE)
 
     killer = threading.Thread(target=lose_the_pod)
     killer.start()
@@ -144,105 +109,14 @@ def test_pod_lost_mid_task_fails_the_weave_clearly(
     if "sent nothing" not in message:  # the status poll, not the silence, noticed first
         assert f"kubernetes_jobs reports job '{key}' failed" in message
         assert "BackoffLimitExceeded" in message
-        if how == "delete-pod":
-            assert "no pod of it is left" in message
-        else:
-            assert "exit code -9" in message
+        assert "no pod of it is left" in message
     job = read_job(api, key)
     assert job is not None
     assert job.status.failed == 1
     assert answer_in("k8s") == 42
 
 
-# -- (b) the API server restarted between two weaves -------------------------------------------
-def test_api_server_restart_between_weaves_reconnects() -> None:
-    with k8s_standin.running() as private:
-        configure(private=k8s_config(private.url))
-        assert answer_in("private") == 42
-        executor = executor_of("private")
-
-        private.restart()
-
-        assert answer_in("private") == 42
-        assert executor_of("private") is executor, "a new executor, not a reconnect"
-
-
-# -- (c) cancellation reaches Kubernetes -------------------------------------------------------
-def test_sibling_failure_deletes_the_running_job(
-    standin: k8s_standin.StandIn, api: client.ApiClient, tmp_path: Path
-) -> None:
-    configure(k8s=k8s_config(standin.url))
-    key = f"cancel-running-{secrets.token_hex(4)}"
-    started, finished, release = tmp_path / "started", tmp_path / "finished", tmp_path / "release"
-    block = blocker(release, started=started, finished=finished)
-    wait_started = waiter(started)
-
-    try:
-        with (  # noqa: PT012 - the weave raises when its block ends
-            pytest.raises(RuntimeError, match="sibling failed on purpose"),
-            weave(environment="k8s", delivery_timeout=HANG_GUARD) as w,
-        ):
-
-            @w.do(delivery_idempotency_key=key)
-            def long_sync() -> bool:
-                return block()
-
-            @w.do
-            def fails() -> None:
-                wait_started()
-                raise RuntimeError("sibling failed on purpose")
-
-        assert "long_sync" in w.result.cancelled
-        # Background deletion takes the Job, its Pod (killing the process) and its Secret.
-        backend_services.wait_until(
-            lambda: read_job(api, key) is None, HANG_GUARD, "the Job deleted"
-        )
-        assert pods_of(api, key) == []
-        assert read_secret(api, key) is None
-    finally:
-        release.touch()
-    assert not finished.exists(), "the sync task ran on after its Pod was deleted"
-
-
-def test_cancel_deletes_a_job_that_has_not_started(
-    standin: k8s_standin.StandIn, api: client.ApiClient
-) -> None:
-    """A suspended Job stands for one waiting to be scheduled: it has no Pod yet."""
-
-    def suspended(job: client.V1Job) -> client.V1Job:
-        job.spec.suspend = True
-        return job
-
-    configure(idle=k8s_config(standin.url, job_template=suspended))
-    key = f"cancel-pending-{secrets.token_hex(4)}"
-    url = standin.url
-
-    with (  # noqa: PT012 - the weave raises when its block ends
-        pytest.raises(RuntimeError, match="sibling failed on purpose"),
-        weave(delivery_timeout=HANG_GUARD) as w,
-    ):
-
-        @w.do(environment="idle", delivery_idempotency_key=key)
-        def never_runs() -> int:
-            return 1
-
-        @w.do  # in the local default environment, next to the test
-        def fails() -> None:
-            configuration = client.Configuration()
-            configuration.host = url
-            with client.ApiClient(configuration) as own:
-                backend_services.wait_until(
-                    lambda: read_job(own, key) is not None, HANG_GUARD, "the Job created"
-                )
-            raise RuntimeError("sibling failed on purpose")
-
-    assert "never_runs" in w.result.cancelled
-    # The cancel reaches Kubernetes from the dispatch loop, after the weave has returned.
-    backend_services.wait_until(lambda: read_job(api, key) is None, HANG_GUARD, "Job deleted")
-    assert read_secret(api, key) is None
-
-
-# -- (d) names, labels and the idempotency key -------------------------------------------------
+# -- (b) names, labels and the idempotency key -------------------------------------------------
 ODD_KEYS = [
     "Order 7/EU",
     "ünïcødé ключ",
@@ -344,7 +218,7 @@ def test_name_rules() -> None:
     assert kubernetes_label_value("My_Task.v2") == "My_Task.v2"
 
 
-# -- large arguments and the payload modes -----------------------------------------------------
+# -- (c) large arguments and the payload modes -------------------------------------------------
 def test_a_ten_megabyte_argument_gets_through(standin: k8s_standin.StandIn) -> None:
     """Too large for a Secret: the Secret carries a signed reference and the worker fetches the
     payload from the callback server."""
@@ -385,7 +259,7 @@ def test_payload_modes_put_the_payload_or_a_reference_in_the_secret(
         assert b"payload_ref" in payload
 
 
-# -- (f) the Job as documented -----------------------------------------------------------------
+# -- (d) the Job as documented -----------------------------------------------------------------
 def test_the_job_runs_the_documented_command_with_the_secret_from_a_secret(
     standin: k8s_standin.StandIn, api: client.ApiClient
 ) -> None:

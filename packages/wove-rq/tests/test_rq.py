@@ -16,6 +16,7 @@ from rq.job import Job
 import wove
 import wove.testing
 from wove import weave
+from wove.testing import configure_executor
 from wove_rq import RQExecutor, rq_job_id
 
 from .conftest import QUEUE, backend_services
@@ -37,12 +38,7 @@ def rq_config(redis_url: str | None, queue: str = QUEUE, **extra: Any) -> dict[s
 
 
 def configure(**environments: dict[str, Any]) -> None:
-    wove.config(
-        environments={
-            name: {"executor": "rq", "executor_config": config}
-            for name, config in environments.items()
-        }
-    )
+    configure_executor("rq", **environments)
 
 
 def executor_of(name: str) -> RQExecutor:
@@ -52,14 +48,7 @@ def executor_of(name: str) -> RQExecutor:
 
 
 def answer_in(environment: str, **options: Any) -> int:
-    with weave(environment=environment, delivery_timeout=HANG_GUARD) as w:
-
-        @w.do(**options)
-        def answer() -> int:
-            return 42
-
-    result: int = w.result.answer
-    return result
+    return wove.testing.answer_in(environment, delivery_timeout=HANG_GUARD, **options)
 
 
 def wait_for_status(job: Job, *states: str) -> str:

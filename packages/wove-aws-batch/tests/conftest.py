@@ -31,6 +31,10 @@ __all__ = ["aws_batch_service", "backend_services"]
 
 QUEUE = "wove"
 DEFINITION = "wove-job"
+#: The states a Batch job ends in.
+FINAL = ("SUCCEEDED", "FAILED")
+#: How long a test waits for Batch to reach a state.
+HANG_GUARD = 60.0
 
 
 def prepare(batch: aws_batch_service.LocalBatch) -> None:
@@ -91,3 +95,26 @@ def batch_config(endpoint_url: str | None, **extra: Any) -> dict[str, Any]:
     if endpoint_url is not None:
         config["endpoint_url"] = endpoint_url
     return config
+
+
+def jobs_named(client: Any, name: str) -> list[dict[str, Any]]:
+    """Every job of the test queue called ``name``, as ``describe_jobs`` reports it."""
+    listed = client.list_jobs(jobQueue=QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}])
+    ids = [summary["jobId"] for summary in listed["jobSummaryList"]]
+    if not ids:
+        return []
+    jobs: list[dict[str, Any]] = client.describe_jobs(jobs=ids)["jobs"]
+    return jobs
+
+
+def job_named(client: Any, name: str, *states: str) -> dict[str, Any]:
+    """The one job called ``name``, once Batch reports it in one of ``states`` (any state when
+    none is given)."""
+    found: list[dict[str, Any]] = []
+
+    def there() -> bool:
+        found[:] = jobs_named(client, name)
+        return len(found) == 1 and (not states or found[0]["status"] in states)
+
+    backend_services.wait_until(there, HANG_GUARD, f"Batch job {name!r} in {states or 'any'}")
+    return found[0]

@@ -1,6 +1,8 @@
 """The ``aws_batch`` executor against a real moto server whose jobs run in podman containers:
 what the conformance suite cannot see from outside -- Batch's own view of jobs, jobs stopped
-from outside, a restarted server, configuration mistakes, and the job command."""
+from outside, a restarted server, configuration mistakes, and the job command. A killed
+container and cancelling a running job are scenarios of the conformance kit
+(test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -19,22 +21,25 @@ import pytest
 import wove
 import wove.testing
 from wove import weave
-from wove.testing import blocker, waiter
+from wove.testing import blocker, configure_executor
 from wove_aws_batch import AWSBatchExecutor, batch_job_name, run_job
 
-from .conftest import DEFINITION, QUEUE, aws_batch_service, backend_services, batch_config, prepare
+from .conftest import (
+    DEFINITION,
+    FINAL,
+    QUEUE,
+    aws_batch_service,
+    backend_services,
+    batch_config,
+    job_named,
+    prepare,
+)
 
 HANG_GUARD = 60.0
-FINAL = ("SUCCEEDED", "FAILED")
 
 
 def configure(**environments: dict[str, Any]) -> None:
-    wove.config(
-        environments={
-            name: {"executor": "aws_batch", "executor_config": config}
-            for name, config in environments.items()
-        }
-    )
+    configure_executor("aws_batch", **environments)
 
 
 def executor_of(name: str) -> AWSBatchExecutor:
@@ -44,37 +49,7 @@ def executor_of(name: str) -> AWSBatchExecutor:
 
 
 def answer_in(environment: str, **options: Any) -> int:
-    with weave(environment=environment, delivery_timeout=HANG_GUARD) as w:
-
-        @w.do(**options)
-        def answer() -> int:
-            return 42
-
-    result: int = w.result.answer
-    return result
-
-
-def jobs_named(client: Any, name: str) -> list[dict[str, Any]]:
-    """Every job of the test queue called ``name``, as ``describe_jobs`` reports it."""
-    listed = client.list_jobs(jobQueue=QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}])
-    ids = [summary["jobId"] for summary in listed["jobSummaryList"]]
-    if not ids:
-        return []
-    jobs: list[dict[str, Any]] = client.describe_jobs(jobs=ids)["jobs"]
-    return jobs
-
-
-def job_named(client: Any, name: str, *states: str) -> dict[str, Any]:
-    """The one job called ``name``, once Batch reports it in one of ``states`` (any state when
-    none is given)."""
-    found: list[dict[str, Any]] = []
-
-    def there() -> bool:
-        found[:] = jobs_named(client, name)
-        return len(found) == 1 and (not states or found[0]["status"] in states)
-
-    backend_services.wait_until(there, HANG_GUARD, f"Batch job {name!r} in {states or 'any'}")
-    return found[0]
+    return wove.testing.answer_in(environment, delivery_timeout=HANG_GUARD, **options)
 
 
 def environment_of(job: dict[str, Any]) -> dict[str, str]:
@@ -118,43 +93,6 @@ def test_job_terminated_from_outside_fails_the_weave_with_batchs_reason(
     assert answer_in("batch") == 42
 
 
-def test_container_killed_mid_task_fails_the_weave_with_orphaned_error(
-    local_batch: aws_batch_service.LocalBatch, batch_client: Any, tmp_path: Path
-) -> None:
-    """The container dies under the task (its instance went away, the OOM killer...)."""
-    configure(batch=batch_config(local_batch.endpoint_url))
-    key = f"killed-{secrets.token_hex(4)}"
-    started, release = tmp_path / "started", tmp_path / "release"
-    block = blocker(release, started=started)
-
-    def kill_once_started() -> None:
-        backend_services.wait_until(started.exists, HANG_GUARD, "the task starting")
-        containers = local_batch.containers(key)
-        assert len(containers) == 1, containers
-        local_batch.kill_container(containers[0])
-
-    killer = threading.Thread(target=kill_once_started)
-    killer.start()
-    try:
-        with (
-            pytest.raises(wove.DeliveryOrphanedError) as caught,
-            weave(environment="batch", delivery_timeout=HANG_GUARD) as w,
-        ):
-
-            @w.do(delivery_idempotency_key=key)
-            def stuck() -> bool:
-                return block()
-
-    finally:
-        killer.join(HANG_GUARD)
-        release.touch()
-    message = str(caught.value)
-    assert "stuck" in message
-    # Whichever noticed first: Batch's FAILED, or the silence of the dead worker.
-    assert f"aws_batch reports job '{key}' failed" in message or "probably killed" in message
-    assert job_named(batch_client, key, *FINAL)["status"] == "FAILED"
-
-
 # -- (b) the server restarted between two weaves ------------------------------------------------
 def test_batch_restart_between_weaves_reuses_the_client(
     local_batch: aws_batch_service.LocalBatch,
@@ -178,39 +116,6 @@ def test_batch_restart_between_weaves_reuses_the_client(
 
 
 # -- (c) cancellation reaches Batch -----------------------------------------------------------
-def test_sibling_failure_terminates_the_running_batch_job(
-    local_batch: aws_batch_service.LocalBatch, batch_client: Any, tmp_path: Path
-) -> None:
-    configure(batch=batch_config(local_batch.endpoint_url))
-    key = f"cancel-running-{secrets.token_hex(4)}"
-    started, finished, release = tmp_path / "started", tmp_path / "finished", tmp_path / "release"
-    block = blocker(release, started=started, finished=finished)
-    wait_started = waiter(started)
-
-    try:
-        with (  # noqa: PT012 - the weave raises when its block ends
-            pytest.raises(RuntimeError, match="sibling failed on purpose"),
-            weave(environment="batch", delivery_timeout=HANG_GUARD) as w,
-        ):
-
-            @w.do(delivery_idempotency_key=key)
-            def long_sync() -> bool:
-                return block()
-
-            @w.do
-            def fails() -> None:
-                wait_started()
-                raise RuntimeError("sibling failed on purpose")
-
-        assert "long_sync" in w.result.cancelled
-        job = job_named(batch_client, key, *FINAL)
-        assert job["status"] == "FAILED"
-        assert job["statusReason"].startswith("cancelled by Wove (run long-sync-")
-    finally:
-        release.touch()
-    assert not finished.exists(), "the sync task ran on after its job was terminated"
-
-
 def test_cancel_terminates_a_job_that_is_still_queued(
     local_batch: aws_batch_service.LocalBatch, tmp_path: Path
 ) -> None:

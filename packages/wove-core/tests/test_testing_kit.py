@@ -73,6 +73,7 @@ def test_kit_exports_the_suites_and_the_helpers_for_plugin_tests() -> None:
         "ExecutorConformance",
         "PluginConformance",
         "RemoteExecutorConformance",
+        "SCENARIO_HOOKS",
         "answer_in",
         "configure_executor",
         "executor_of",
@@ -187,3 +188,19 @@ def test_a_subclass_without_environment_fixture_fails_with_instructions(tmp_path
     assert completed.returncode == 1, output
     assert "defines no `environment` fixture" in output
     assert "1 error" in output
+
+
+def test_backend_scenarios_are_collected_only_with_their_hooks() -> None:
+    from wove.testing import SCENARIO_HOOKS, BackendExecutorConformance
+
+    class Bare(BackendExecutorConformance):
+        pass
+
+    class Killing(BackendExecutorConformance):
+        def kill_worker(self, job_id: str, pid: int) -> None:
+            raise NotImplementedError
+
+    killed = "test_worker_killed_mid_task_fails_the_weave_as_orphaned"
+    assert all(getattr(Bare, test) is None for test in SCENARIO_HOOKS)
+    assert callable(getattr(Killing, killed))
+    assert all(getattr(Killing, test) is None for test in SCENARIO_HOOKS if test != killed)

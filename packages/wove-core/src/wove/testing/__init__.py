@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._conformance import ExecutorConformance, RemoteExecutorConformance
     from ._environments import answer_in, configure_executor
     from ._plugin import PluginConformance
+    from ._scenarios import SCENARIO_HOOKS
     from ._state import executor_of, reset_state
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "ExecutorConformance",
     "PluginConformance",
     "RemoteExecutorConformance",
+    "SCENARIO_HOOKS",
     # process state and environments
     "answer_in",
     "configure_executor",
@@ -98,6 +100,7 @@ _EXPORTS: dict[str, str] = {
     "configure_executor": "._environments",
     "RemoteExecutorConformance": "._conformance",
     "PluginConformance": "._plugin",
+    "SCENARIO_HOOKS": "._scenarios",
     "executor_of": "._state",
     "reset_state": "._state",
 }

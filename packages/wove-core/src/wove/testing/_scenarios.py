@@ -2,8 +2,10 @@
 hooks the plugin implements: a worker killed mid-task, the backend restarted between two weaves,
 and a job cancelled by a failing sibling while it runs or while it still waits in the backend.
 
-Each scenario is opt-in. A plugin implements the hooks a scenario names; a scenario whose hook
-is missing is skipped, and the skip message names the hook that enables it.
+Each scenario is opt-in. A plugin implements the hooks a scenario names; a scenario whose hooks
+are missing is not collected at all (it is not a skipped test: there is nothing the plugin
+failed to provide, only a check it has not asked for). The hooks each scenario needs are listed
+below and in :data:`SCENARIO_HOOKS`.
 
 ``test_worker_killed_mid_task_fails_the_weave_as_orphaned`` (:meth:`kill_worker`)
     A worker killed while it runs a task fails the weave with
@@ -31,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import pytest
 
@@ -41,7 +43,27 @@ from wove._environments import reset_environments
 
 from ._base import ConformanceBase
 
-__all__ = ["BackendScenarios", "wait_until", "with_config"]
+__all__ = ["SCENARIO_HOOKS", "BackendScenarios", "wait_until", "with_config"]
+
+#: Each scenario test and the hooks (methods, or the ``queued_job_config`` attribute) a plugin's
+#: class must provide for it to be collected.
+SCENARIO_HOOKS: Final[Mapping[str, tuple[str, ...]]] = {
+    "test_worker_killed_mid_task_fails_the_weave_as_orphaned": ("kill_worker",),
+    "test_backend_restarted_between_weaves_reconnects": ("restartable_backend",),
+    "test_running_job_cancelled_by_a_failing_sibling_stops": ("assert_job_cancelled",),
+    "test_queued_job_cancelled_by_a_failing_sibling_never_runs": (
+        "queued_job_config",
+        "is_job_queued",
+        "assert_job_cancelled",
+    ),
+}
+
+
+def _provides(cls: type, hook: str) -> bool:
+    """Whether ``cls`` supplies ``hook`` itself rather than the scenarios' placeholder."""
+    if hook == "queued_job_config":
+        return getattr(cls, hook) is not None
+    return getattr(cls, hook) is not getattr(BackendScenarios, hook)
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -63,8 +85,18 @@ class BackendScenarios(ConformanceBase):
     #: ``worker_heartbeat_seconds`` so the job stops because the backend cancelled it.
     running_job_config: ClassVar[Mapping[str, Any]] = {}
     #: ``executor_config`` keys that keep a submitted job waiting in the backend (deferred,
-    #: delayed, or asking for a resource no worker has); ``None`` skips the queued scenario.
+    #: delayed, or asking for a resource no worker has); ``None`` leaves the queued scenario out.
     queued_job_config: ClassVar[Mapping[str, Any] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Collect a scenario only where the class provides every hook it needs."""
+        super().__init_subclass__(**kwargs)
+        for test, hooks in SCENARIO_HOOKS.items():
+            if test in cls.__dict__:
+                continue  # the class wrote its own version of this test
+            enabled = all(_provides(cls, hook) for hook in hooks)
+            # pytest collects only callables: None leaves the scenario out of this class.
+            setattr(cls, test, getattr(BackendScenarios, test) if enabled else None)
 
     # -- hooks a plugin implements ------------------------------------------------------------
     def kill_worker(self, job_id: str, pid: int) -> None:
@@ -114,7 +146,6 @@ class BackendScenarios(ConformanceBase):
     def test_worker_killed_mid_task_fails_the_weave_as_orphaned(
         self, shared_tmp_path: Path
     ) -> None:
-        self._require_hook("kill_worker", "a worker killed mid-task")
         name = self.environment_name
         key = _unique("killed")
         started = shared_tmp_path / "started"
@@ -153,7 +184,6 @@ class BackendScenarios(ConformanceBase):
         assert again.result.after == 7
 
     def test_backend_restarted_between_weaves_reconnects(self) -> None:
-        self._require_hook("restartable_backend", "the backend restarted between weaves")
         name = "restarted"
         with self.restartable_backend() as (environment, restart):
             self._configure_only({name: environment})
@@ -182,7 +212,6 @@ class BackendScenarios(ConformanceBase):
     def test_running_job_cancelled_by_a_failing_sibling_stops(
         self, environment: Mapping[str, Any], shared_tmp_path: Path
     ) -> None:
-        self._require_hook("assert_job_cancelled", "a running job cancelled by its sibling")
         if self.running_job_config:
             self._configure_with(environment, self.running_job_config)
         name = self.environment_name
@@ -242,13 +271,7 @@ class BackendScenarios(ConformanceBase):
     def test_queued_job_cancelled_by_a_failing_sibling_never_runs(
         self, environment: Mapping[str, Any], shared_tmp_path: Path
     ) -> None:
-        self._require_hook("is_job_queued", "a queued job cancelled by its sibling")
-        self._require_hook("assert_job_cancelled", "a queued job cancelled by its sibling")
-        if self.queued_job_config is None:
-            pytest.skip(
-                f"{type(self).__name__} sets no queued_job_config: set it to executor_config "
-                "keys that keep a job waiting in the backend to enable this scenario"
-            )
+        assert self.queued_job_config is not None  # collected only when it is set
         self._configure_with(environment, self.queued_job_config)
         name = self.environment_name
         key = _unique("cancel-queued")
@@ -275,13 +298,6 @@ class BackendScenarios(ConformanceBase):
         assert not ran.exists(), "the cancelled job ran"
 
     # -- internals ----------------------------------------------------------------------------
-    def _require_hook(self, hook: str, scenario: str) -> None:
-        if getattr(type(self), hook) is getattr(BackendScenarios, hook):
-            pytest.skip(
-                f"scenario '{scenario}' is opt-in: {type(self).__name__} does not implement "
-                f"{hook}(), the hook that enables it"
-            )
-
     def _configure_with(self, environment: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
         self._configure_only({self.environment_name: with_config(environment, overrides)})
 

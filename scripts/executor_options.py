@@ -33,8 +33,9 @@ from wove.plugins import ExecutorSettings, SettingField, get_registry, setting_f
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-BEGIN = re.compile(r"<!-- options:begin(?: (?P<name>[a-z0-9_]+))? -->")
-END = "<!-- options:end -->"
+# A marker is a line of its own, so the markers quoted in prose (in `code`) are not markers.
+BEGIN = re.compile(r"^<!-- options:begin(?: (?P<name>[a-z0-9_]+))? -->$", re.MULTILINE)
+END = "\n<!-- options:end -->"
 #: Executors whose keys another executor's page documents (the same declaration).
 DOCUMENTED_WITH = {"https": "http"}
 #: How the table of keys a core base class declares is introduced, by the base's name.
@@ -109,7 +110,7 @@ def regions(text: str) -> list[tuple[re.Match[str], int]]:
     for begin in BEGIN.finditer(text):
         end = text.find(END, begin.end())
         if end < 0:
-            raise SystemExit(f"an {begin.group(0)} marker has no {END} after it")
+            raise SystemExit(f"an {begin.group(0)} marker has no {END.strip()} line after it")
         found.append((begin, end))
     return found
 
